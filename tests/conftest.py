@@ -89,3 +89,15 @@ def sof_with(sof: Path, out: Path, *extra: tuple[Path, str]) -> Path:
     lines = sof.read_text() + "".join(f"{path} {tag}\n" for path, tag in extra)
     out.write_text(lines)
     return out
+
+
+@pytest.fixture(scope="session")
+def science_night(tmp_path_factory):
+    """A tiny simulated night (seed 1, calibrations and science) with its master calibrations
+    and basic-calibrated OBJECT and SKY pawprints (see science_chain.py)."""
+    from science_chain import basic_calibrate, calibrate_night
+    from vircamframe.simulate import simulate
+
+    root = tmp_path_factory.mktemp("night")
+    simulate(root / "run", preset="tiny", seed=1, what="all")
+    return basic_calibrate(calibrate_night(root / "run", root / "products"))

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 
 import bottleneck as bn
 import numpy as np
+from astropy.io import fits
 
 from .channel_table import coefficients_per_column, read_channel_table
 from .fitsio import read_detector, read_rows, row_bands
 from .numerics.linearity import linearise
 
-__all__ = ["CalibrationImage", "Linearity", "sampled_levels"]
+__all__ = ["CalibrationImage", "Linearity", "PawprintCalibration", "sampled_levels"]
 
 
 class Linearity:
@@ -50,13 +51,70 @@ class CalibrationImage:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = path
-        self._cached: tuple[str, np.ndarray] | None = None
+        self._cached: tuple[str, np.ndarray, fits.Header] | None = None
+
+    def _load(self, extname: str) -> tuple[str, np.ndarray, fits.Header]:
+        if self._cached is None or self._cached[0] != extname:
+            data, header = read_detector(self.path, extname, with_header=True)
+            self._cached = (extname, data, header)
+        return self._cached
 
     def detector(self, extname: str) -> np.ndarray:
         """One detector of the calibration, float32."""
-        if self._cached is None or self._cached[0] != extname:
-            self._cached = (extname, read_detector(self.path, extname, with_header=False)[0])
-        return self._cached[1]
+        return self._load(extname)[1]
+
+    def header(self, extname: str) -> fits.Header:
+        """The extension header of one detector."""
+        return self._load(extname)[2]
+
+
+class PawprintCalibration:
+    """The basic calibration of raw science frames, one detector at a time.
+
+    ÷NDIT, dark subtraction, linearisation, division by the flat times the flat's
+    inter-detector gain correction (QC GAINCOR), and NaN for the pixels of every bad-pixel mask
+    given and for pixels beyond the linearised range (saturated).
+    """
+
+    def __init__(
+        self, dark: CalibrationImage, flat: CalibrationImage, linearity: Linearity | None,
+        bpms: Sequence[CalibrationImage] = (),
+    ) -> None:
+        self.dark, self.flat, self.linearity, self.bpms = dark, flat, linearity, list(bpms)
+
+    def gaincor(self, extname: str) -> float:
+        """The flat's gain correction of ``extname`` (1 when the flat has none)."""
+        return float(self.flat.header(extname).get("ESO QC GAINCOR", 1.0))
+
+    def bad_pixels(self, extname: str) -> np.ndarray:
+        """Union of the bad-pixel masks and the flat's undefined pixels."""
+        flat = self.flat.detector(extname)
+        bad = ~np.isfinite(flat) | (flat <= 0)
+        for bpm in self.bpms:
+            bad |= bpm.detector(extname) > 0
+        return bad
+
+    def apply(
+        self, raw_sum: np.ndarray, ndit: int, dit: float, extname: str, saturation: float | None = None
+    ) -> np.ndarray:
+        """The calibrated image (ADU per DIT, float32) of one detector of a raw frame.
+
+        Pixels whose raw level per DIT reaches ``saturation`` (ADU) are NaN: beyond it the
+        linearity model does not hold. ``raw_sum`` is modified in place and returned.
+        """
+        image = raw_sum
+        image /= np.float32(ndit)
+        saturated = image >= saturation if saturation is not None else None
+        image -= self.dark.detector(extname)
+        if self.linearity is not None:
+            image = self.linearity.apply(image, dit, extname)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            image /= self.flat.detector(extname)
+        image *= np.float32(self.gaincor(extname))
+        image[self.bad_pixels(extname)] = np.nan
+        if saturated is not None:
+            image[saturated] = np.nan
+        return image
 
 
 def sampled_levels(

@@ -108,6 +108,11 @@ class FrameSet:
             groups.setdefault(frame.tag, FrameSet()).append(frame)
         return groups
 
+    def select(self, *tags: str) -> FrameSet:
+        """The frames with any of ``tags``, in order."""
+        wanted = {t.upper() for t in tags}
+        return FrameSet(f for f in self._frames if f.tag in wanted)
+
     def tags(self) -> list[str]:
         """The distinct tags, in first-seen order."""
         return list(dict.fromkeys(f.tag for f in self._frames))

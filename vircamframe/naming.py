@@ -17,6 +17,7 @@ __all__ = ["PER_FRAME_SUFFIXES", "master_name", "per_frame_name", "raw_base", "s
 # PRO.CATG of per-frame products -> suffix. Third-party recipes may add entries.
 PER_FRAME_SUFFIXES: dict[str, str] = {
     "BASIC_CALIBRATED_SCI": "basic",
+    "BASIC_VARIANCE_SCI": "basic.var",
     "MASTER_OBJMASK": "objmask",
     "MASTER_SKY": "sky",
     "SKYSUB_SCI": "skysub",

@@ -129,7 +129,10 @@ class ProductFile:
             raise ValueError(f"{self.path.name}: extension {hdu.name} written twice")
         with self._disk_errors(), warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-            fits.append(self.tmp_path, hdu.data, header=hdu.header, checksum=True)
+            if isinstance(hdu, fits.ImageHDU) and "BZERO" not in hdu.header:
+                _append_image(self.tmp_path, hdu)
+            else:
+                fits.append(self.tmp_path, hdu.data, header=hdu.header, checksum=True)
         self.extnames.append(hdu.name)
 
     # --- finishing ----------------------------------------------------------------------
@@ -186,6 +189,21 @@ class ProductFile:
             self.commit()
         else:
             self.abort()
+
+
+def _append_image(path: Path, hdu: fits.ImageHDU) -> None:
+    """Append an unscaled image HDU at the end of ``path`` without re-reading the file.
+
+    ``fits.append`` re-parses every header already in the file, so writing 16 extensions one
+    by one costs quadratic time; a FITS file is a sequence of 2880-byte blocks, and an image
+    extension is its header block and its big-endian data, zero-padded.
+    """
+    hdu.add_checksum()
+    data = np.ascontiguousarray(hdu.data, dtype=hdu.data.dtype.newbyteorder(">")).tobytes()
+    with open(path, "ab") as handle:
+        handle.write(hdu.header.tostring().encode("ascii"))
+        handle.write(data)
+        handle.write(b"\0" * (-len(data) % 2880))
 
 
 def _remove_orphans(path: Path) -> None:

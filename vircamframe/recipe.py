@@ -205,8 +205,7 @@ class Recipe(ABC):
     # --- helpers for process() ---------------------------------------------------------------
     def frames_of(self, *tags: str) -> FrameSet:
         """The validated input frames with any of ``tags``, in input order."""
-        wanted = {t.upper() for t in tags}
-        return FrameSet(f for f in self.frames if f.tag in wanted)
+        return self.frames.select(*tags)
 
     def use_strategy(self, role: str, name: str):
         """The implementation of strategy ``name`` for ``role``, recorded in the products."""

@@ -90,6 +90,7 @@ PRODUCT_TAGS: dict[str, str] = {
     "MASTER_TWILIGHT_FLAT": "normalised twilight flat field",
     "MASTER_CONF": "confidence map (0-110, 100 = nominal)",
     "BASIC_CALIBRATED_SCI": "linearised, dark-subtracted, flat-fielded pawprint",
+    "BASIC_VARIANCE_SCI": "variance of a basic-calibrated pawprint",
     "MASTER_OBJMASK": "source mask of one pawprint (1 = source)",
     "MASTER_SKY": "sky frame for one pawprint",
     "SKYSUB_SCI": "sky-subtracted, destriped pawprint",

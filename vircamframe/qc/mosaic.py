@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping, Sequence
-from functools import cache
-from importlib import resources
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from vircamframe.detector_table import instrument_table
+
 __all__ = ["detector_positions", "focal_plane_mosaic", "qc_bars"]
 
 
-@cache
 def detector_positions() -> dict[int, tuple[float, float]]:
     """Centre (xi, eta) in arcmin of each detector, from the packaged focal-plane model."""
-    text = resources.files("vircamframe").joinpath("data/vircam_detector_table.csv").read_text()
     return {
-        int(float(row["detector"])): (float(row["ahead_block_centre_xi_arcmin"]),
-                                      float(row["ahead_block_centre_eta_arcmin"]))
-        for row in csv.DictReader(text.splitlines())
+        int(row["detector"]): (row["ahead_block_centre_xi_arcmin"], row["ahead_block_centre_eta_arcmin"])
+        for row in instrument_table()
     }
 
 

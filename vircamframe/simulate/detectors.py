@@ -9,15 +9,13 @@ demand from the seed, one detector at a time, so a 2048 x 2048 run never holds a
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
+from ..detector_table import instrument_table
 from .linearity import MINDIT, choose_coefficients, nonlinearity_pct_at
-from .presets import N_CHANNELS, N_DETECTORS, Preset
+from .presets import N_CHANNELS, Preset
 
 __all__ = [
     "BPM_DEAD",
@@ -47,14 +45,9 @@ def linearity_lamp_rate() -> float:
     return LINEARITY_LAMP_RATE
 
 
-@lru_cache(maxsize=1)
 def detector_table() -> tuple[dict[str, float], ...]:
     """Rows of the packaged ``vircam_detector_table.csv`` as dicts of floats."""
-    text = resources.files("vircamframe").joinpath("data/vircam_detector_table.csv").read_text()
-    rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(text.splitlines())]
-    if len(rows) != N_DETECTORS:
-        raise RuntimeError("vircam_detector_table.csv must have 16 rows")
-    return tuple(rows)
+    return instrument_table()
 
 
 @dataclass
