@@ -18,27 +18,31 @@ from vircamframe.progress import progress
 from vircamframe.recipe import Input, Output, Recipe
 from vircamframe.registry import strategy_names
 
+TWILIGHT = ("FLAT_TWILIGHT",)  # what a flat method combines unless it declares ``input_tags``
+
 
 class TwilightFlatCombine(Recipe):
     name = "vircam_twilight_flat_combine"
     version = "0.1.0"
     synopsis = "Master twilight flat, confidence map and bad-pixel mask"
     description = (
-        "Twilight flats of one filter, DIT and NDIT are checked in a cheap pre-pass (every\n"
-        "16th row): frames whose level per DIT is outside [lthr, hthr] on any detector are\n"
-        "dropped and reported (as CASU does). The rest are divided by NDIT, dark-subtracted\n"
-        "and linearised; the flat\n"
-        "method plugin (--flat_method, 'twilight' by default: multiplicative scaling, rejection,\n"
-        "median) combines them per detector, and each flat is normalised to unit median (its\n"
-        "level is kept as DRS MEDFLAT). The inter-detector gain harmonisation comes from the\n"
-        "pre-pass, where every frame is measured on all detectors: QC GAINCOR = median over\n"
-        "detectors of the relative level / this detector's, by which flat-fielded data are\n"
-        "multiplied.\n"
+        "Flat exposures of one filter, DIT and NDIT are checked in a cheap pre-pass (every 16th\n"
+        "row): twilight flats whose level per DIT is outside [lthr, hthr] on any detector are\n"
+        "dropped and reported (as CASU does); science frames (--flat_method=sky) are dropped\n"
+        "only when their sky is not positive or above hthr. The rest are divided by NDIT,\n"
+        "dark-subtracted and linearised; the flat method plugin (--flat_method: 'twilight' by\n"
+        "default, FLAT_TWILIGHT frames with multiplicative scaling, rejection, median; 'sky',\n"
+        "dithered OBJECT and SKY frames with their sources masked) combines them per detector,\n"
+        "and each flat is normalised to unit median (its level is kept as DRS MEDFLAT). The\n"
+        "inter-detector gain harmonisation comes from the pre-pass, where every frame is\n"
+        "measured on all detectors: QC GAINCOR = median over detectors of the relative level /\n"
+        "this detector's, by which flat-fielded data are multiplied.\n"
         "MASTER_BPM flags pixels with a response below badlo or above badhi, hot pixels of the\n"
         "master dark, and those of an input MASTER_BPM; MASTER_CONF is CASU's confidence map."
     )
     inputs = (
-        Input("FLAT_TWILIGHT", "RAW", min=2, help="twilight flats of one filter/DIT/NDIT"),
+        Input("FLAT_TWILIGHT", min=0, help="twilight flats of one filter/DIT/NDIT (flat_method twilight)"),
+        Input(("OBJECT", "SKY"), min=0, help="dithered science and offset-sky frames (flat_method sky)"),
         Input("MASTER_DARK", "CALIB", min=1, max=1, help="master dark of the flats' DIT/NDIT"),
         Input("MASTER_CHANNEL_TABLE", "CALIB", min=0, max=1, help="linearity (strongly advised)"),
         Input("MASTER_BPM", "CALIB", min=0, max=1, help="bad pixels to carry over"),
@@ -54,7 +58,7 @@ class TwilightFlatCombine(Recipe):
         Parameter("combtype", str, "median", "How surviving values are combined", choices=("median", "mean")),
         Parameter("thresh", float, 5.0, "Rejection threshold [robust sigma]", range=(0.1, 1000.0)),
         Parameter("xrej", bool, True, "Extra rejection cycle with each frame's own noise"),
-        Parameter("lthr", float, 4000.0, "Lowest accepted flat level per DIT [ADU]", range=(0.0, None)),
+        Parameter("lthr", float, 4000.0, "Lowest twilight-flat level per DIT [ADU]", range=(0.0, None)),
         Parameter("hthr", float, 30000.0, "Highest accepted flat level per DIT [ADU]", range=(0.0, None)),
         Parameter("badlo", float, 0.5, "Pixels below this normalised response are bad", range=(0.0, 1.0)),
         Parameter("badhi", float, 1.5, "Pixels above this normalised response are bad", range=(1.0, None)),
@@ -62,7 +66,8 @@ class TwilightFlatCombine(Recipe):
     )
 
     def process(self, frames, params) -> None:
-        flats = list(frames.by_tag("FLAT_TWILIGHT"))
+        method = self.use_strategy("flat_method", params.flat_method)
+        flats = self._flat_frames(frames, params.flat_method, getattr(method, "input_tags", TWILIGHT))
         infos = [frame_info(f.path) for f in flats]
         require_same_setup(infos, ("dit", "ndit", "readmode", "filter"), self.name)
         dit, ndit = infos[0].dit, infos[0].ndit
@@ -85,14 +90,17 @@ class TwilightFlatCombine(Recipe):
 
         paths = [f.path for f in flats]
         raw_levels, linear_levels = sampled_levels(paths, extnames, ndit, dit, dark, linearity)
-        # as CASU: a frame is used when its level is within [lthr, hthr] on every detector
-        in_range = (raw_levels >= params.lthr) & (raw_levels <= params.hthr)
+        twilight = np.array([f.tag in TWILIGHT for f in flats])[:, None]
+        # as CASU: a twilight flat is used when its level is within [lthr, hthr] on every
+        # detector; a science frame's sky is far below lthr, so it only has to be there and
+        # clear of the non-linear regime
+        bright_enough = np.where(twilight, raw_levels >= params.lthr, linear_levels > 0)
+        in_range = bright_enough & (raw_levels <= params.hthr)
         usable = in_range.all(axis=1)
-        self._report_selection(flats, raw_levels, usable, params)
+        self._report_selection(flats, raw_levels, usable, params, bool(twilight.all()))
         used = [f for f, k in zip(flats, usable, strict=True) if k]
         relative = relative_levels(linear_levels[usable], in_range[usable])
         gaincor = gain_corrections(dict(zip(extnames, relative, strict=True)))
-        method = self.use_strategy("flat_method", params.flat_method)
 
         label = setup_label(**{"": infos[0].filter})
         mjd = infos[0].mjd or 0.0
@@ -139,9 +147,29 @@ class TwilightFlatCombine(Recipe):
 
             plot_flat(out_flat.path, summary)
 
-    def _report_selection(self, flats, raw_levels, usable, params) -> None:
+    def _flat_frames(self, frames, method: str, tags: tuple[str, ...]) -> list:
+        """The frames the flat method combines (``tags``); others present are ignored, with a note."""
+        flats = list(self.frames_of(*tags))
+        if len(flats) < 2:
+            raise RecipeInputError(
+                f"{self.name}: --flat_method={method} needs at least 2 frames tagged "
+                f"{' or '.join(tags)}, got {len(flats)}"
+            )
+        unused = [f for f in frames.raw() if f.tag not in tags]
+        if unused:
+            self.log.info("--flat_method=%s ignores %d %s frame(s)", method, len(unused),
+                          "/".join(dict.fromkeys(f.tag for f in unused)))
+        self.log.info("--flat_method=%s combines %d %s frame(s)", method, len(flats), " and ".join(tags))
+        return flats
+
+    def _report_selection(self, flats, raw_levels, usable, params, twilight: bool = True) -> None:
         """Log the flats dropped; fewer than 2 left is an error listing every flat's levels."""
-        window = f"[{params.lthr:g}, {params.hthr:g}] ADU"
+        if twilight:
+            window = f"[{params.lthr:g}, {params.hthr:g}] ADU"
+        else:
+            window = f"(0, {params.hthr:g}] ADU (sky above the dark)"
+            self.log.info("science frames are kept when their sky per DIT is within %s on every detector "
+                          "([lthr, hthr] is for twilight flats)", window)
         span = [f"{f.name}: {lv.min():.0f}-{lv.max():.0f}" for f, lv in zip(flats, raw_levels, strict=True)]
         for flat, ok, text in zip(flats, usable, span, strict=True):
             if not ok:

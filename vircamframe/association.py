@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .dfs import next_record_index
 from .errors import RecipeInputError
+from .fitsio import read_primary_header
 from .frames import Frame
 from .keywords import FrameInfo, frame_info
 
-__all__ = ["MATCH_KEYS", "matches", "select_calibration"]
+__all__ = ["MATCH_KEYS", "by_parent", "matches", "original_tag", "parent_name", "select_calibration"]
 
 MATCH_KEYS: dict[str, tuple[str, ...]] = {
     "MASTER_DARK": ("dit", "ndit", "readmode"),
@@ -62,3 +64,43 @@ def select_calibration(
         )
     mjd = target.mjd or 0.0
     return min(good, key=lambda pair: abs((pair[1].mjd or 0.0) - mjd))[0]
+
+
+# --- per-frame products: found through their provenance, never through file names ------------
+
+def parent_name(frame: Frame) -> str | None:
+    """The file a per-frame product was made from: its latest record's first raw input."""
+    header = read_primary_header(frame.path)
+    last = next_record_index(header) - 1
+    return header.get(f"ESO PRO REC{last} RAW1 NAME") if last >= 1 else None
+
+
+def original_tag(frame: Frame) -> str:
+    """The raw tag a product descends from (``OBJECT``, ``SKY``...): its first record's raw."""
+    header = read_primary_header(frame.path)
+    return str(header.get("ESO PRO REC1 RAW1 CATG", frame.tag))
+
+
+def by_parent(frames: Sequence[Frame], candidates: Sequence[Frame], tag: str, recipe: str,
+              required: bool = True) -> list[Frame | None]:
+    """For each of ``frames``, the ``tag`` product among ``candidates`` made from it.
+
+    Raises
+    ------
+    RecipeInputError
+        When ``required`` and a frame has none, or one has two.
+    """
+    made_from: dict[str, list[Frame]] = {}
+    for candidate in candidates:
+        if candidate.tag == tag:
+            made_from.setdefault(parent_name(candidate) or "", []).append(candidate)
+    found: list[Frame | None] = []
+    for frame in frames:
+        products = made_from.get(frame.name, [])
+        if len(products) > 1:
+            names = ", ".join(p.name for p in products)
+            raise RecipeInputError(f"{recipe}: {len(products)} {tag} made from {frame.name}: {names}")
+        if not products and required:
+            raise RecipeInputError(f"{recipe}: no {tag} made from {frame.name} among the inputs")
+        found.append(products[0] if products else None)
+    return found

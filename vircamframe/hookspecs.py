@@ -66,10 +66,18 @@ def vircam_register_flat_methods(registry: Any) -> None:
     ``(n, ny, nx)``), already divided by NDIT, dark-subtracted and linearised, into one image
     (the method scales the frames to a common level itself; the recipe normalises the result
     and derives the detectors' relative sensitivity separately);
-    ``masks`` (boolean, same shape, ``True`` = source) is given by methods that build flats
-    from science frames. The result is a :class:`vircamframe.numerics.combine.CombineResult`
-    whose ``image`` the recipe normalises. Must accept and may ignore unknown options.
-    Built in: ``twilight`` (this framework), ``sky`` (from science frames).
+    ``masks`` (boolean, same shape, ``True`` = source) may be given to methods that build
+    flats from science frames; without them such a method finds the sources itself. The
+    cube is handed over: the method may modify it. The result is a
+    :class:`vircamframe.numerics.combine.CombineResult` whose ``image`` the recipe
+    normalises. Must accept and may ignore unknown options.
+
+    The method declares the raw tags it combines in an attribute ``input_tags`` (a tuple;
+    ``("FLAT_TWILIGHT",)`` when absent), from which the recipe picks its frames: twilight
+    flats must lie within ``[lthr, hthr]`` ADU per DIT, other frames only have a positive
+    sky below ``hthr``. Built in: ``twilight`` (``FLAT_TWILIGHT``: multiplicative scaling,
+    rejection, median) and ``sky`` (``OBJECT`` and ``SKY``: VISIONS ``flat_type: sky``,
+    sources masked against the frames' median, then combined as twilight flats).
 
     Parameters
     ----------
@@ -82,9 +90,32 @@ def vircam_register_flat_methods(registry: Any) -> None:
 def vircam_register_sky_methods(registry: Any) -> None:
     """Register sky-estimation methods for ``vircam_sky_combine --sky_method``.
 
-    A sky method is a callable ``sky(cube, masks, times, target_index, **options) -> sky``
-    building the sky of one pawprint detector from the masked frames around it in time.
-    Built in: ``sliding_window`` (VISIONS), ``pawsky_mask`` (CASU).
+    A sky method is a callable
+    ``sky(cube, masks, times, targets, **options) -> Iterator[ndarray]`` building the skies
+    of one detector from its candidate sky frames:
+
+    - ``cube``: float32, shape ``(n, ny, nx)``, basic-calibrated frames in ADU per DIT
+      (divided by NDIT, linearised, dark-subtracted, flat-fielded), NaN = bad; handed over,
+      the method may modify it in place;
+    - ``masks``: boolean, same shape, ``True`` = source, or ``None``;
+    - ``times``: shape ``(n,)``, observation times in minutes (any zero point);
+    - ``targets``: a sequence of the times (minutes, same zero point) of the frames whose
+      sky is wanted.
+
+    It yields, for each target in order, the sky *pattern*: float32 ``(ny, nx)`` normalised
+    to unit median, NaN where no value survived; the recipe scales it to each target frame's
+    level. Invalid input (fewer than ``min_frames`` frames, a frame with no positive level)
+    raises :class:`vircamframe.numerics.sky.SkyInputError` (a ``ValueError``) when the method
+    is called, before anything is yielded. Common options: ``window`` (minutes, full width of
+    the time window), ``min_frames`` (fewest frames per sky), ``thresh`` (clipping, sigma);
+    methods have their own too, and must accept and ignore options they do not know.
+    Built in: ``sliding_window`` (VISIONS: the frames within +-window/2 of each target,
+    level-normalised, min/max and ``thresh``-sigma clipped, 1/noise²-weighted mean; the
+    ``min_frames`` nearest when the window holds fewer, see
+    :func:`vircamframe.numerics.sky.window_members`) and ``pawsky_mask`` (CASU
+    ``casu_pawsky_mask``: one median sky of all the frames, with object masks found on the
+    sky-subtracted frames and refined until they change by < 2.5 %; the same for every
+    target).
 
     Parameters
     ----------

@@ -37,12 +37,20 @@ def raw_base(name: str) -> str:
 
 
 def per_frame_name(category: str, raw_name: str) -> str:
-    """The product name of a per-frame product of ``raw_name``."""
+    """The product name of a per-frame product of ``raw_name`` (a raw frame or a product of it).
+
+    A product of a product keeps the raw base: the sky of ``X.basic.fits`` is ``X.sky.fits``.
+    """
     try:
         suffix = PER_FRAME_SUFFIXES[category]
     except KeyError:
         raise KeyError(f"no per-frame suffix registered for {category}") from None
-    return f"{raw_base(raw_name)}.{suffix}.fits"
+    base = raw_base(raw_name)
+    for known in sorted(PER_FRAME_SUFFIXES.values(), key=len, reverse=True):
+        if base.endswith(f".{known}"):
+            base = base[: -len(known) - 1]
+            break
+    return f"{base}.{suffix}.fits"
 
 
 def setup_label(**setup: object) -> str:

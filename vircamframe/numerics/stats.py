@@ -11,6 +11,7 @@ __all__ = [
     "MAD_TO_SIGMA",
     "clipped_mean",
     "clipped_sigma",
+    "masked_levels",
     "robust_sigma",
     "robust_stats",
     "stack_median",
@@ -119,3 +120,20 @@ def stack_median(stack: np.ndarray) -> np.ndarray:
     median = (low + high) * half
     median[valid == 0] = np.nan
     return median
+
+
+def masked_levels(cube: np.ndarray, masks: np.ndarray | None = None, max_pixels: int = 1 << 20) -> np.ndarray:
+    """Median of each frame's unmasked, finite pixels (NaN for a frame without any).
+
+    A regular sample of at most ``max_pixels`` pixels per frame is used (a million pins the
+    median to a small fraction of the noise).
+    """
+    step = max(1, int(np.ceil(np.sqrt(cube.shape[-1] * cube.shape[-2] / max_pixels))))
+    levels = np.full(cube.shape[0], np.nan)
+    for index, frame in enumerate(cube):
+        sample = frame[::step, ::step]
+        if masks is not None:
+            sample = np.where(masks[index][::step, ::step], np.nan, sample)
+        if np.isfinite(sample).any():
+            levels[index] = float(bn.nanmedian(sample))
+    return levels
