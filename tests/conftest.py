@@ -101,3 +101,13 @@ def science_night(tmp_path_factory):
     root = tmp_path_factory.mktemp("night")
     simulate(root / "run", preset="tiny", seed=1, what="all")
     return basic_calibrate(calibrate_night(root / "run", root / "products"))
+
+
+@pytest.fixture(scope="session")
+def final_night(science_night):
+    """The tiny night through source masks, the sliding-window sky and vircam_science_final."""
+    from science_chain import finalise, sky_combine
+
+    science_night.skies = sky_combine(science_night)
+    science_night.final = finalise(science_night, science_night.skies)
+    return science_night

@@ -19,6 +19,9 @@ class Night:
     out: Path  # products, one folder per step
     masters: FrameSet = field(default_factory=FrameSet)
     basic: FrameSet = field(default_factory=FrameSet)
+    masks: FrameSet = field(default_factory=FrameSet)
+    skies: FrameSet = field(default_factory=FrameSet)
+    final: FrameSet = field(default_factory=FrameSet)
 
     def raws(self, tag: str) -> FrameSet:
         return FrameSet(f for f in read_sof(self.run / "sof" / "science.sof") if f.tag == tag)
@@ -54,3 +57,30 @@ def basic_calibrate(night: Night) -> Night:
                                    "MASTER_BPM", "MASTER_READGAIN_TABLE")
     night.basic = _run("vircam_science_basic", raws + masters, night.out / "basic")
     return night
+
+
+def object_pawprints(night: Night) -> FrameSet:
+    """The basic-calibrated OBJECT pawprints (not the offset SKY frames)."""
+    objects = {f.name.replace(".fits", ".basic.fits") for f in night.raws("OBJECT")}
+    return FrameSet(f for f in night.basic if f.name in objects)
+
+
+def source_masks(night: Night) -> FrameSet:
+    """vircam_source_mask (builtin) on every pawprint, once."""
+    if not len(night.masks):
+        night.masks = _run("vircam_source_mask", night.basic, night.out / "mask")
+    return night.masks
+
+
+def sky_combine(night: Night, sky_method: str = "sliding_window", **params) -> FrameSet:
+    """vircam_sky_combine on every pawprint with its source mask."""
+    out = night.out / f"sky_{sky_method}_{len(params)}"
+    return _run("vircam_sky_combine", night.basic + source_masks(night), out, sky_method=sky_method, **params)
+
+
+def finalise(night: Night, skies: FrameSet, out: str = "final", frames: FrameSet | None = None,
+             **params) -> FrameSet:
+    """vircam_science_final on the OBJECT pawprints (or ``frames``) with skies, masks, confidence."""
+    frames = object_pawprints(night) if frames is None else frames
+    inputs = frames + skies + source_masks(night) + night.masters.select("MASTER_CONF")
+    return _run("vircam_science_final", inputs, night.out / out, **params)
