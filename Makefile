@@ -42,7 +42,7 @@ lint: python
 
 demo: setup
 	rm -rf $(DEMO_DIR)
-	BIN=$(BIN) scripts/demo_calibration.sh $(DEMO_DIR)
+	BIN=$(BIN) scripts/demo.sh $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) $(STAMPS) $(DEMO_DIR) .pytest_cache .ruff_cache

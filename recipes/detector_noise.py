@@ -27,8 +27,10 @@ class DetectorNoise(Recipe):
         "non-linearity compresses the variance: without it the gain is biased high by up to\n"
         "10 %), the flat and dark differences are destriped, and in each of ncells x ncells\n"
         "cells gain = signal / (flat-difference variance - dark-difference variance) and read\n"
-        "noise = sigma(dark difference)/sqrt(2 NDIT); the medians over cells are kept. The\n"
-        "table has one row per detector: GAIN [e-/ADU], READNOISE [e-], READNOISE_ADU."
+        "noise = sigma(dark difference)/sqrt(2 NDIT); the medians over cells are kept. As in\n"
+        "CASU's recipe, the read noise holds the dark current's shot noise over the darks' DIT\n"
+        "(1-2 % at 8 s): the signal-independent noise of a frame of that DIT. The table has one\n"
+        "row per detector: GAIN [e-/ADU], READNOISE [e-], READNOISE_ADU."
     )
     inputs = (
         Input("DARK_GAIN", "RAW", min=2, max=2, help="two darks of the gain DIT/NDIT"),

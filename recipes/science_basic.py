@@ -144,7 +144,7 @@ class ScienceBasic(Recipe):
         header["GAIN"] = (effective_gain(constants.gain, info.ndit, gaincor),
                           f"[e-/ADU] effective ({constants.source})")
         header["RDNOISE"] = (effective_read_noise(constants.read_noise, info.ndit),
-                             "[e-] effective; RDNOISE/GAIN = read noise in ADU")
+                             "[e-] effective; RDNOISE/GAIN = noise floor in ADU")
         header["SATURATE"] = (saturate, "[ADU] saturation level of this image")
         header["HIERARCH ESO DRS GAINCOR"] = (gaincor, "inter-detector gain correction applied")
         return header, tanres

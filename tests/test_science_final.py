@@ -207,3 +207,34 @@ def test_thin_window_falls_back_with_a_log(final_night, caplog):
     assert "the 5 nearest in time are used" in caplog.text
     with fits.open(skies[0].path) as hdul:
         assert hdul["DET1.CHIP1"].header["ESO QC NSKY"] == 5
+
+
+def test_dead_detector_flows_through_sky_and_final(final_night, tmp_path, caplog):
+    """A pawprint with a dead detector: left out of that detector's skies (logged), NaN with
+    zero weight in its own products, and its other detectors processed as usual."""
+    import shutil
+
+    night = final_night
+    raw = night.raws("OBJECT")[0]
+    dead = tmp_path / raw.name
+    shutil.copy(raw.path, dead)
+    with fits.open(dead, mode="update", output_verify="silentfix") as hdul:
+        hdul["DET1.CHIP5"].data[:] = 0
+    masters = night.masters.select("MASTER_DARK", "MASTER_TWILIGHT_FLAT", "MASTER_CHANNEL_TABLE")
+    basic = run_recipe("vircam_science_basic", FrameSet([type(raw)(dead, "OBJECT")]) + masters,
+                       output_dir=tmp_path / "basic", qc_plots=False)
+    mask = run_recipe("vircam_source_mask", basic, output_dir=tmp_path / "mask", qc_plots=False)
+    others = FrameSet(f for f in night.basic if f.name != basic[0].name)
+    other_masks = FrameSet(f for f in night.masks if not f.name.startswith(raw.name[:-5]))
+    skies = run_recipe("vircam_sky_combine", basic + others + mask + other_masks,
+                       output_dir=tmp_path / "sky", qc_plots=False)
+    assert "detector 5: 1 frame(s) without valid pixels left out of the sky" in caplog.text
+    sky = next(f for f in skies if f.name.startswith(raw.name[:-5]))
+    final = run_recipe("vircam_science_final", basic + FrameSet([sky]) + mask,
+                       output_dir=tmp_path / "final", qc_plots=False)
+    with fits.open(final.by_tag("SKYSUB_SCI")[0].path) as image, \
+            fits.open(final.by_tag("WEIGHT_SCI")[0].path) as weight:
+        assert np.isnan(image["DET1.CHIP5"].data).all()
+        assert (weight["DET1.CHIP5"].data == 0).all()
+        assert np.isfinite(image["DET1.CHIP6"].data).mean() > 0.95
+        assert (weight["DET1.CHIP6"].data > 0).mean() > 0.95
