@@ -95,8 +95,9 @@ def sof_with(sof: Path, out: Path, *extra: tuple[Path, str]) -> Path:
 def science_night(tmp_path_factory):
     """A tiny simulated night (seed 1, calibrations and science) with its master calibrations
     and basic-calibrated OBJECT and SKY pawprints (see science_chain.py)."""
-    from science_chain import basic_calibrate, calibrate_night
     from vircamframe.simulate import simulate
+
+    from science_chain import basic_calibrate, calibrate_night
 
     root = tmp_path_factory.mktemp("night")
     simulate(root / "run", preset="tiny", seed=1, what="all")

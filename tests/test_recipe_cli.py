@@ -141,7 +141,7 @@ def test_docs_are_generated_from_declarations(tmp_path):
     page = (tmp_path / "vircam_dark_combine.md").read_text()
     man = run_cli("vircam-recipe", "--man-page", "vircam_dark_combine").stdout
     assert man in page  # the same text, not a second copy written by hand
-    assert "| [vircam_source_mask](vircam_source_mask.md) | 0.1.0 |" in (tmp_path / "index.md").read_text()
+    assert "| [vircam_source_mask](vircam_source_mask.md) | 0.2.0 |" in (tmp_path / "index.md").read_text()
 
 
 def test_committed_recipe_docs_are_current(tmp_path):

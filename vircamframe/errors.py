@@ -8,6 +8,7 @@ that line and exit non-zero; tracebacks are for bugs only.
 from __future__ import annotations
 
 __all__ = [
+    "ExternalToolError",
     "FitsInputError",
     "ParameterError",
     "PluginError",
@@ -68,3 +69,11 @@ class ProductWriteError(VircamError):
 
 class ToolError(VircamError):
     """An external program (SExtractor, SCAMP, SWarp, ...) is missing or failed."""
+
+
+class ExternalToolError(ToolError):
+    """An external tool is not installed, exits non-zero, times out or leaves out its outputs.
+
+    The message names the tool; for a missing one the Debian package that provides it, for a
+    failed run the command line and the last lines of the tool's output.
+    """

@@ -45,10 +45,18 @@ def vircam_register_source_maskers(registry: Any) -> None:
     variance (ADU², or ``None``), and returning a boolean array of the same shape, ``True``
     on sources. ``threshold`` is in units of the background noise, ``min_area`` in pixels,
     ``dilate`` the growth radius in pixels and ``mesh_size`` the background mesh in pixels; a
-    masker may ignore options that do not apply to it but must accept them.
+    masker may ignore options that do not apply to it but must accept them (it may take more,
+    with defaults). The image is sky-dominated and not sky-subtracted (a basic-calibrated
+    pawprint, ADU per DIT); a detector without a finite pixel must give an all-``False`` mask.
+    An external program is run through :func:`vircamframe.external.run_tool`, whose
+    :class:`~vircamframe.errors.ExternalToolError` the recipe reports with the file and
+    detector.
 
-    Built in: ``builtin`` (background mesh, threshold, connected-area cut, dilation). The
-    science issue adds ``noisechisel``. Selected by ``vircam_source_mask --mask_method``.
+    Built in: ``builtin`` (background mesh, threshold, connected-area cut, disk dilation) and
+    ``noisechisel`` (GNU Astro NoiseChisel, which measures the noise and grows its detections
+    itself: it ignores ``threshold``, ``min_area`` and ``variance``). Selected by
+    ``vircam_source_mask --mask_method``; the recipe adds bright-star and galaxy masks from
+    catalogues to whatever the masker returns.
 
     Parameters
     ----------

@@ -430,7 +430,8 @@ def _detect(frame, reference, threshold, min_area, grow, mesh) -> np.ndarray:
     """Objects of one frame against a reference sky (their ratio: flat where the sky is)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = frame / reference
-    return threshold_mask(ratio, threshold=threshold, min_area=min_area, dilate=grow, mesh_size=mesh)
+    return threshold_mask(ratio, threshold=threshold, min_area=min_area, dilate=grow, mesh_size=mesh,
+                          smooth_fwhm=0.0)  # CASU thresholds the pixels themselves
 
 
 def pawsky_mask_sky(

@@ -2,12 +2,14 @@
 
 Pure numerics: the catalogue is a dict of NumPy columns. Positions are ICRS at epoch 2016.0
 (Gaia DR3) with proper motions; J/H/Ks are in the 2MASS system; the magnitude in a VIRCAM
-filter follows the ESO colour equations (DESIGN.md section 4).
+filter follows the ESO colour equations (:mod:`vircamframe.passbands`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..passbands import COLOUR_EQUATIONS, vircam_magnitude  # one place; re-exported
 
 __all__ = [
     "COLOUR_EQUATIONS",
@@ -21,29 +23,10 @@ __all__ = [
 GAIA_EPOCH = 2016.0
 TWOMASS_EPOCH = 2000.0
 
-# VIRCAM magnitude = a * 2MASS band1 + b * 2MASS band2 (ESO colour equations, Vega).
-COLOUR_EQUATIONS: dict[str, tuple[str, float, str, float]] = {
-    "Z": ("J", 2.025, "H", -1.025),
-    "Y": ("J", 1.610, "H", -0.610),
-    "J": ("J", 0.923, "H", 0.077),
-    "H": ("J", 0.032, "H", 0.968),
-    "Ks": ("J", 0.010, "Ks", 0.990),
-    "NB118": ("J", 1.100, "H", -0.100),
-    "NB980": ("J", 1.680, "H", -0.680),
-    "NB990": ("J", 1.680, "H", -0.680),  # no published equation: NB980's
-}
-
 STAR_DENSITY = 20000.0  # stars per deg^2 with J < J_FAINT
 GALAXY_DENSITY = 1200.0  # galaxies per deg^2 with J < J_FAINT
 J_FAINT = 20.5
 J_BRIGHT = 8.0
-
-
-def vircam_magnitude(j: np.ndarray, h: np.ndarray, ks: np.ndarray, band: str) -> np.ndarray:
-    """True VIRCAM magnitude in ``band`` from 2MASS J, H, Ks (colour equations)."""
-    b1, a1, b2, a2 = COLOUR_EQUATIONS[band]
-    mags = {"J": j, "H": h, "Ks": ks}
-    return a1 * mags[b1] + a2 * mags[b2]
 
 
 def _power_law_mags(rng: np.random.Generator, n: int, slope: float, lo: float, hi: float):

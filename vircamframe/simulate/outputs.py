@@ -195,6 +195,7 @@ def frame_truth(fp: FramePlan, path: Path, pixscale: float, min_fwhm_px: float) 
     """The per-frame entry of ``truth.json``."""
     entry = {
         "file": path.name,
+        "index": fp.index,  # the frame's place in the full plan: it seeds the frame's random draws
         "arcfile": fp.arcfile,
         "tag": fp.tag,
         "dpr": [fp.dpr_catg, fp.dpr_type, fp.dpr_tech],

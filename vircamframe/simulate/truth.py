@@ -11,16 +11,21 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
-from .core import _rng
+from .catalog import make_catalog
+from .core import _rng, _Sky, _source_rate
+from .focalplane import chip_geometries
 from .linearity import dcs_measure
+from .plan import make_plan
+from .presets import get_preset
 from .render import reset_anomaly
 
-__all__ = ["expected_dark", "load_truth", "truth_image"]
+__all__ = ["expected_dark", "frame_stripes", "load_truth", "source_image", "truth_image"]
 
 ANOMALY_DETECTOR = 13
 
@@ -34,6 +39,14 @@ def truth_image(run: str | os.PathLike, name: str, chip: int) -> np.ndarray:
     """One detector of a truth image: ``bpm`` (kind bits), ``flat``, ``dark_rate``."""
     with fits.open(Path(run) / "truth" / f"{name}.fits") as hdul:
         return np.array(hdul[f"DET1.CHIP{chip}"].data)
+
+
+def _frame_index(truth: dict, frame_file: str) -> int:
+    """The frame's index in the simulator's full plan (which seeds its random draws)."""
+    for position, frame in enumerate(truth["frames"]):
+        if frame["file"] == Path(frame_file).name:
+            return frame.get("index", position)  # runs written before "index": all frames listed
+    raise KeyError(f"{frame_file} is not a frame of this simulated run")
 
 
 def expected_dark(
@@ -53,7 +66,74 @@ def expected_dark(
     level = dcs_measure(rate * dit, dit, b2, b3)
     level += det["dcs_offset"] + det["ndit_offset"] * (ndit - 1) / ndit
     if chip == ANOMALY_DETECTOR:
-        indices = [i for i, frame in enumerate(truth["frames"]) if frame["file"] in set(files)]
+        indices = [_frame_index(truth, name) for name in files]
         factor = np.mean([1.0 + 0.1 * _rng(truth["seed"], 61, i).normal() for i in indices])
         level += reset_anomaly(truth["nx"], 150.0 * math.exp(-dit / 6.0) * factor)
     return level
+
+
+def frame_stripes(truth: dict, frame_file: str, chip: int) -> np.ndarray:
+    """The row offsets (ADU per DIT, one per row) the simulator added to ``chip`` of a frame.
+
+    The pattern is shared by the four detectors of a read-out row and redrawn every frame; a
+    raw sum of NDIT DITs holds ``sqrt(NDIT)`` times it, so a frame divided by NDIT holds it
+    divided by ``sqrt(NDIT)``.
+    """
+    index = _frame_index(truth, frame_file)
+    det = truth["detectors"][str(chip)]
+    return _rng(truth["seed"], 51, index, det["stripe_group"]).normal(0.0, det["stripe_rms"], truth["nx"])
+
+
+@lru_cache(maxsize=2)
+def _scene(seed: int, preset: str, band: str):
+    """The simulator's preset, plan and sky of a run, rebuilt from its seed.
+
+    Deterministic (every draw is keyed by the seed, as in :func:`.core.simulate`); cached,
+    because the catalogue of the whole run is drawn again and a test asks for many detectors.
+    """
+    pre = get_preset(preset)
+    plan = make_plan(pre, seed, band)
+    return pre, plan, _Sky(make_catalog(_rng(seed, 31), plan.regions), plan, band)
+
+
+def source_image(
+    run: str | os.PathLike, truth: dict | None, frame_file: str | os.PathLike, chip: int
+) -> np.ndarray:
+    """The noise-free light of the stars and galaxies on one detector of one frame.
+
+    Rendered by the simulator's own code (its plan, sky and ``_source_rate``), so it is
+    exactly what went into the raw frame before the flat field, the detector and the noise.
+
+    Parameters
+    ----------
+    run : path
+        The simulated run (``truth`` is read from it when not given).
+    truth : dict or None
+        Its ``truth.json`` (:func:`load_truth`).
+    frame_file : str or path
+        The raw file (its name is looked up in ``truth["frames"]``).
+    chip : int
+        Detector number, 1..16.
+
+    Returns
+    -------
+    ndarray
+        float32, ``(ny, nx)``: ADU per DIT at flat = 1 (a basic-calibrated frame's unit), zero
+        for frames without sources (darks, lamps).
+
+    Raises
+    ------
+    KeyError
+        When the run has no frame of that name.
+    """
+    truth = load_truth(run) if truth is None else truth
+    name = Path(frame_file).name
+    entry = next((f for f in truth["frames"] if f["file"] == name), None)
+    if entry is None:
+        raise KeyError(f"{name} is not a frame of the simulated run {run}")
+    pre, plan, sky = _scene(truth["seed"], truth["preset"], truth["filter"])
+    fp = next(p for p in plan.frames if p.arcfile == entry["arcfile"])
+    if fp.scene not in ("sky", "twilight") or fp.region < 0:
+        return np.zeros((pre.nx, pre.nx), np.float32)
+    rate = _source_rate(sky, fp, chip_geometries(pre.nx)[chip - 1], pre.nx, pre.min_fwhm_px)
+    return rate * np.float32(fp.dit)
