@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
+import bottleneck as bn
 import numpy as np
 
-from vircamframe.association import by_parent, select_calibration
+from vircamframe.association import by_parent, original_tag, select_calibration
 from vircamframe.calibrate import CalibrationImage
+from vircamframe.errors import RecipeInputError
 from vircamframe.fitsio import FrameStack, detector_extnames, open_fits
 from vircamframe.keywords import chip_number, frame_info
 from vircamframe.naming import per_frame_name
@@ -41,7 +43,8 @@ class ScienceFinal(Recipe):
         "inverse variance from the local noise (64-pixel cells) times the flat's confidence\n"
         "(MASTER_CONF of the filter; 100 without one): noisy regions are down-weighted, bad\n"
         "pixels get 0 (QC SKYSIG: median noise). Without a MASTER_OBJMASK the sources are\n"
-        "found on the sky-subtracted detector by thresholding (logged)."
+        "found on the sky-subtracted detector by thresholding (logged). Offset SKY pawprints\n"
+        "without a sky of their own are skipped (logged)."
     )
     inputs = (
         Input("BASIC_CALIBRATED_SCI", "RAW", min=1, help="basic-calibrated pawprints"),
@@ -66,8 +69,8 @@ class ScienceFinal(Recipe):
     )
 
     def process(self, frames, params) -> None:
-        pawprints = list(frames.raw())
         calibs = list(frames.calib())
+        pawprints = self._science_pawprints(list(frames.raw()), calibs)
         skies = by_parent(pawprints, calibs, "MASTER_SKY", self.name)
         masks = by_parent(pawprints, calibs, "MASTER_OBJMASK", self.name, required=False)
         if not all(masks):
@@ -96,6 +99,19 @@ class ScienceFinal(Recipe):
                 from vircamframe.qc.sky import plot_stripes
 
                 plot_stripes(out.path, stripes)
+
+    def _science_pawprints(self, pawprints: list, calibs: list) -> list:
+        """The pawprints to process: offset SKY frames without a sky of their own are skipped."""
+        skies = by_parent(pawprints, calibs, "MASTER_SKY", self.name, required=False)
+        kept = []
+        for frame, sky in zip(pawprints, skies, strict=True):
+            if sky is None and original_tag(frame) == "SKY":
+                self.log.info("%s is an offset SKY frame without a MASTER_SKY: skipped", frame.name)
+            else:
+                kept.append(frame)
+        if not kept:
+            raise RecipeInputError(f"{self.name}: only offset SKY pawprints given, nothing to process")
+        return kept
 
     def _group(self, group, extnames, inputs, confidence, out, weights, params) -> dict:
         """Process the detectors of one read-out row; returns their stripe profiles by chip."""
@@ -150,6 +166,6 @@ def _subtract_sky(image: np.ndarray, sky: np.ndarray, mask: np.ndarray | None) -
         usable &= ~mask
     if not usable.any():
         return image - sky, float("nan")
-    scale = float(np.median(image[usable]) / np.median(sky[usable]))
+    scale = float(bn.median(image[usable]) / bn.median(sky[usable]))
     scaled = sky * np.float32(scale)
-    return image - scaled, float(np.median(scaled[usable]))
+    return image - scaled, float(bn.median(scaled[usable]))

@@ -34,9 +34,8 @@ run vircam_science_basic "$PROD/basic_in.sof" basic
 run vircam_source_mask "$PROD/basic.sof" objmask
 cat "$PROD/basic.sof" "$PROD/objmask.sof" > "$PROD/sky_in.sof"
 run vircam_sky_combine "$PROD/sky_in.sof" sky
-# the final step takes the OBJECT pawprints: those with a sky
-{ for sky in $(awk '{print $1}' "$PROD/sky.sof"); do grep "$(basename "$sky" .sky.fits).basic.fits" "$PROD/basic.sof"; done
-  cat "$PROD/objmask.sof" "$PROD/sky.sof"; grep -h MASTER_CONF "$PROD/twilight_flat.sof"; } > "$PROD/final_in.sof"
+{ cat "$PROD/basic.sof" "$PROD/objmask.sof" "$PROD/sky.sof"; grep -h MASTER_CONF "$PROD/twilight_flat.sof"; } \
+    > "$PROD/final_in.sof"
 run vircam_science_final "$PROD/final_in.sof" final
 
 echo

@@ -133,6 +133,18 @@ def test_missing_sky_is_a_clear_error(final_night, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_offset_sky_pawprints_are_skipped(final_night, tmp_path, caplog):
+    """The whole products SOF of vircam_science_basic may be given: SKY pawprints are skipped."""
+    caplog.set_level("INFO")
+    night = final_night
+    sky_pawprints = FrameSet(f for f in night.basic if f not in object_pawprints(night))
+    assert len(sky_pawprints) == 2
+    frames = FrameSet(object_pawprints(night)[:1]) + sky_pawprints + night.skies + night.masks
+    products = run_recipe("vircam_science_final", frames, output_dir=tmp_path, qc_plots=False)
+    assert len(products.by_tag("SKYSUB_SCI")) == 1
+    assert caplog.text.count("is an offset SKY frame without a MASTER_SKY: skipped") == 2
+
+
 def test_thin_window_falls_back_with_a_log(final_night, caplog):
     """A window with fewer than sky_min_frames frames takes the nearest ones, and says so."""
     skies = sky_combine(final_night, "sliding_window", sky_window=1.0)

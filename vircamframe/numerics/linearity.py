@@ -55,6 +55,7 @@ __all__ = [
 MINDIT = 1.0011  # s: the first read of a DCS exposure after the reset
 N_CHANNELS = 16  # readout channels per detector
 _FAST_NEWTON = 3  # Newton steps of the vectorised fast path of linearise()
+_BLOCK_VALUES = 1 << 16  # values per row block of linearise(): 512 kB per float64 temporary
 
 
 # --- the model -------------------------------------------------------------------------------
@@ -175,14 +176,26 @@ def linearise(
     b2, b3 = coeffs
     a = dcs_terms(dit)
     shape = np.shape(data)
-    m = np.atleast_1d(np.asarray(data, dtype=np.float64))
+    data = np.asarray(data)
     c2 = np.asarray(b2, dtype=np.float64) * a[1]  # per column (or scalar): broadcast, never
     c3 = np.asarray(b3, dtype=np.float64) * a[2]  # materialised at the image's size
     x_turn, m_max = _turnover(c2, c3)
     if x_turn.size == 1:
         x_turn, m_max = x_turn[0], m_max[0]
+    flat = data.reshape(-1, shape[-1]) if data.ndim >= 2 else np.atleast_2d(data)
+    out = np.empty(flat.shape, dtype=np.float32)
+    # Blocks of rows keep the float64 temporaries in cache: the arithmetic is memory bound.
+    step = max(1, _BLOCK_VALUES // max(1, flat.shape[1]))
+    for start in range(0, flat.shape[0], step):
+        rows = slice(start, start + step)
+        out[rows] = _linearise_block(flat[rows].astype(np.float64), c2, c3, x_turn, m_max, beyond)
+    return out.reshape(shape)
+
+
+def _linearise_block(m, c2, c3, x_turn, m_max, beyond: str) -> np.ndarray:
+    """:func:`linearise` of a 2-D block of rows (float64 in, float64 out)."""
     # Fast path: series inversion as the start, then a fixed number of Newton steps on the
-    # whole array (quadratic convergence: 1e-12 where the series start is good).
+    # whole block (quadratic convergence: 1e-12 where the series start is good).
     x = m * (1.0 - c2 * m + (2.0 * c2 * c2 - c3) * m * m)
     x = np.minimum(x, 0.999 * x_turn)
     np.maximum(x, np.minimum(m, 0.0) * 2.0 - 1.0, out=x)
@@ -204,7 +217,7 @@ def linearise(
         x = np.where(inside | np.isnan(m), x, x_turn)
     else:
         x[~inside] = np.nan
-    return x.astype(np.float32).reshape(shape)
+    return x
 
 
 def _invert_slow(mv: np.ndarray, c2v: np.ndarray, c3v: np.ndarray, xt: np.ndarray) -> np.ndarray:
