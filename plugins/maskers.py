@@ -31,10 +31,10 @@ NOISECHISEL = "astnoisechisel"
 # FWHM of only 2-3 pixels (0.34"/pixel), which they erode away.
 NOISECHISEL_FIXED = (
     "--erode=1",  # default 2: two erosions delete compact, faint point sources
-    "--noerodequant=0.9",  # default 0.99: the brightest 10 % of pixels (star cores) never erode
+    "--noerodequant=0.8",  # default 0.99: the brightest 20 % of pixels (star cores) never erode
     "--snminarea=3",  # default 10: pseudo-detections as small as a VIRCAM star count for the S/N
     "--qthresh=0.35",  # default 0.3: a bit higher, as the gentler erosion lets more noise through
-    "--snquant=0.95",  # default 0.99: a missed source biases the sky, a false one costs pixels
+    "--snquant=0.9",  # default 0.99: a missed source biases the sky, a false one costs pixels
     "--numthreads=1",  # the pipeline runs detectors and frames in parallel itself
     "--rawoutput",  # only the detection map (and tile grid): no copy of the input written
 )

@@ -139,7 +139,9 @@ class SkyCombine(Recipe):
             return [(nan, 0) for _ in targets]
         counts = [len(window_members(times[usable], times[t], params.sky_window, params.sky_min_frames)[0])
                   if params.sky_method == "sliding_window" else len(usable) for t in targets]
-        patterns = method(cube[usable], mask_cube[usable], times[usable], [times[t] for t in targets],
+        if len(usable) < len(cube):  # a fancy-indexed copy only when frames are left out
+            cube, mask_cube = cube[usable], mask_cube[usable]
+        patterns = method(cube, mask_cube, times[usable], [times[t] for t in targets],
                           window=params.sky_window, min_frames=params.sky_min_frames,
                           thresh=params.sky_thresh)
         return [(pattern * np.float32(levels[t]), n)

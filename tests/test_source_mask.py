@@ -98,9 +98,10 @@ def test_noisechisel_finds_the_injected_sources():
     assert mask.shape == shape and mask.dtype == bool
     assert all(mask[round(cy), round(cx)] for cy, cx in centres)
     far = np.min([(x - cx) ** 2 + (y - cy) ** 2 for cy, cx in centres], axis=0) > 10**2
-    # The options that keep faint undersampled stars (one erosion) also keep some noise: ~7 % of
-    # pure sky (NoiseChisel's defaults: none, but they miss 2-pixel stars; see maskers.py).
-    assert mask[far].mean() < 0.10
+    # The options that keep faint undersampled stars (one erosion, 0.9 S/N quantile) also keep
+    # some noise: ~12 % of pure sky (NoiseChisel's defaults: none, but they miss 2-pixel stars;
+    # see maskers.py). For a sky estimate a missed source costs more than a masked noise pixel.
+    assert mask[far].mean() < 0.15
 
 
 # --- the recipe on a synthetic pawprint --------------------------------------------------------
@@ -267,9 +268,9 @@ def test_source_image_is_the_star_light_of_the_raw_frame(paw):
 @pytest.mark.parametrize(("method", "params", "pooled_min", "detector_min"), [
     ("builtin", {}, 0.95, 0.95),
     # NoiseChisel grows its detections itself (mask_dilate=0). It misses more of the faintest
-    # stars (peaks 2-4 sigma, 2 pixels FWHM: its erosion removes them), so it falls short of the
-    # 95 % the builtin masker reaches; see plugins/maskers.py for the options chosen.
-    ("noisechisel", {"mask_dilate": 0}, 0.92, 0.80),
+    # stars (peaks 2-4 sigma, 2 pixels FWHM: its erosion removes them) on some detectors than
+    # the builtin masker does; see plugins/maskers.py for the options chosen.
+    ("noisechisel", {"mask_dilate": 0}, 0.95, 0.85),
 ])
 def test_masks_cover_the_source_footprints(paw, tmp_path, method, params, pooled_min, detector_min):
     """Acceptance: masks cover the pixels sources brighten by > 1 sigma; < 30 % masked per detector."""
