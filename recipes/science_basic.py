@@ -71,15 +71,16 @@ class ScienceBasic(Recipe):
         readgain = read_readgain_table(readgain_frames[0].path) if readgain_frames else {}
         if not readgain:
             self.log.info("no MASTER_READGAIN_TABLE: packaged CASU gains and read noises are used")
-        images: dict = {}  # one reader per calibration file: each detector is read once
+        calibrations: dict = {}  # one per dark and flat: each calibration detector is read once
         jobs = []
         for frame in frames.raw():
             info = frame_info(frame.path)
             dark = select_calibration(info, calibs, "MASTER_DARK", self.name)
             flat = select_calibration(info, calibs, "MASTER_TWILIGHT_FLAT", self.name)
-            calibration = PawprintCalibration(
-                images.setdefault(dark.path, CalibrationImage(dark.path)),
-                images.setdefault(flat.path, CalibrationImage(flat.path)), linearity, bpms)
+            if (dark.path, flat.path) not in calibrations:
+                calibrations[dark.path, flat.path] = PawprintCalibration(
+                    CalibrationImage(dark.path), CalibrationImage(flat.path), linearity, bpms)
+            calibration = calibrations[dark.path, flat.path]
             jobs.append((frame, info, calibration, [dark, flat, *tables, *bpm_frames, *readgain_frames]))
         with open_fits(jobs[0][0].path, check=False) as hdul:
             extnames = detector_extnames(hdul)
@@ -115,7 +116,7 @@ class ScienceBasic(Recipe):
             image[:] = np.nan
         gaincor = calibration.gaincor(extname)
         header, tanres = self._header(header, image.shape, constants, info, gaincor,
-                                      calibration.dark.detector(extname), params.tan_degree)
+                                      calibration.dark_level(extname), params.tan_degree)
         level = robust_stats(image)[0] if not dead else float("nan")
         qc = {"MEDIAN": (level, "[ADU] median level per DIT"),
               "TANRES": (tanres, "[arcsec] largest offset of the TPV from the raw WCS")}
@@ -133,12 +134,11 @@ class ScienceBasic(Recipe):
         return DetectorConstants(gain, noise, packaged.saturation, "MASTER_READGAIN_TABLE")
 
     @staticmethod
-    def _header(header, shape, constants, info, gaincor, dark, degree):
+    def _header(header, shape, constants, info, gaincor, dark_level, degree):
         """The detector header (TPV WCS, GAIN, RDNOISE, SATURATE) and the TPV's largest error."""
         wcs_cards = tan_header(header, shape, degree=degree)
         tanres = wcs_difference(header, wcs_cards, shape)
         header = replace_wcs(header, wcs_cards)
-        dark_level = float(np.nanmedian(dark))
         saturate = (constants.saturation - dark_level) * gaincor  # linear, unit flat: a lower bound
         header["BUNIT"] = ("ADU", "per DIT")
         header["GAIN"] = (effective_gain(constants.gain, info.ndit, gaincor),

@@ -81,6 +81,13 @@ class PawprintCalibration:
         bpms: Sequence[CalibrationImage] = (),
     ) -> None:
         self.dark, self.flat, self.linearity, self.bpms = dark, flat, linearity, list(bpms)
+        self._dark_levels: dict[str, float] = {}
+
+    def dark_level(self, extname: str) -> float:
+        """Median of the master dark of ``extname`` [ADU per DIT] (computed once per detector)."""
+        if extname not in self._dark_levels:
+            self._dark_levels[extname] = float(np.nanmedian(self.dark.detector(extname)))
+        return self._dark_levels[extname]
 
     def gaincor(self, extname: str) -> float:
         """The flat's gain correction of ``extname`` (1 when the flat has none)."""
