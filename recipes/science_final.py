@@ -80,24 +80,30 @@ class ScienceFinal(Recipe):
             extnames = detector_extnames(hdul)
         groups = [extnames[i : i + DETECTORS_PER_READOUT_ROW]
                   for i in range(0, len(extnames), DETECTORS_PER_READOUT_ROW)]
-        for frame, sky, mask in zip(pawprints, skies, masks, strict=True):
-            info = frame_info(frame.path)
-            conf = select_calibration(info, calibs, "MASTER_CONF", self.name, required=False)
-            used = [f for f in (sky, mask, conf) if f is not None]
-            with ExitStack() as stack:
+        confidences: dict = {}  # one reader per MASTER_CONF, keeping a read-out row's detectors
+        with ExitStack() as stack:
+            jobs = []
+            for frame, sky, mask in zip(pawprints, skies, masks, strict=True):
+                conf = select_calibration(frame_info(frame.path), calibs, "MASTER_CONF", self.name,
+                                          required=False)
+                used = [f for f in (sky, mask, conf) if f is not None]
                 inputs = [stack.enter_context(FrameStack([f.path])) if f is not None else None
                           for f in (frame, sky, mask)]
-                confidence = CalibrationImage(conf.path) if conf is not None else None
+                confidence = (confidences.setdefault(conf.path, CalibrationImage(conf.path, keep=4))
+                              if conf is not None else None)
                 out = stack.enter_context(self.product(
                     "SKYSUB_SCI", per_frame_name("SKYSUB_SCI", frame.name), [frame], used))
                 weights = stack.enter_context(self.product(
                     "WEIGHT_SCI", per_frame_name("WEIGHT_SCI", frame.name), [frame], used))
-                stripes = {}
-                for group in progress(groups, f"final {frame.name}"):
+                jobs.append((inputs, confidence, out, weights, {}))
+            # Read-out row by read-out row over all frames: each confidence detector is read once.
+            for group in progress(groups, "science final"):
+                for inputs, confidence, out, weights, stripes in jobs:
                     stripes.update(self._group(group, extnames, inputs, confidence, out, weights, params))
-            if self.qc_plots and params.destripe:
-                from vircamframe.qc.sky import plot_stripes
+        if self.qc_plots and params.destripe:
+            from vircamframe.qc.sky import plot_stripes
 
+            for _, _, out, _, stripes in jobs:
                 plot_stripes(out.path, stripes)
 
     def _science_pawprints(self, pawprints: list, calibs: list) -> list:

@@ -122,15 +122,3 @@ def wcs_of(header: fits.Header, crval: tuple[float, float] | None = None) -> WCS
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return WCS(h)
-
-
-def centroid(img: np.ndarray, x: float, y: float, half: int = 3) -> tuple[float, float, float]:
-    """Background-subtracted first-moment centroid in a box (0-based pixels) and its flux."""
-    ix, iy = round(x), round(y)
-    box = img[iy - half : iy + half + 1, ix - half : ix + half + 1]
-    ring = img[iy - 3 * half : iy + 3 * half + 1, ix - 3 * half : ix + 3 * half + 1]
-    sub = box - np.median(ring)
-    yy, xx = np.mgrid[iy - half : iy + half + 1, ix - half : ix + half + 1]
-    w = np.clip(sub, 0, None)
-    tot = w.sum()
-    return float((w * xx).sum() / tot), float((w * yy).sum() / tot), float(sub.sum())

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from vircamframe.simulate import simulate
 from vircamframe.simulate.cli import simulate_command
 from vircamframe.simulate.core import simulate_exposure
+from vircamframe.simulate.scoring import centroid
 
 from conftest import run_cli
 from sim_helpers import (
-    centroid,
     clipped_std,
     column_coefficients,
     destripe,

@@ -7,6 +7,7 @@ them so that ÷NDIT, dark subtraction and linearisation happen the same way ever
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import bottleneck as bn
@@ -46,26 +47,31 @@ class Linearity:
 class CalibrationImage:
     """An image calibration (MASTER_DARK, MASTER_BPM...) read one detector at a time.
 
-    The last detector read is kept, so a recipe may ask for it several times.
+    The last ``keep`` detectors read are kept, so a recipe may ask for them several times
+    (``keep`` = 4 serves a loop over the frames of one read-out row of detectors).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, keep: int = 1) -> None:
         self.path = path
-        self._cached: tuple[str, np.ndarray, fits.Header] | None = None
+        self.keep = keep
+        self._cached: OrderedDict[str, tuple[np.ndarray, fits.Header]] = OrderedDict()
 
-    def _load(self, extname: str) -> tuple[str, np.ndarray, fits.Header]:
-        if self._cached is None or self._cached[0] != extname:
-            data, header = read_detector(self.path, extname, with_header=True)
-            self._cached = (extname, data, header)
-        return self._cached
+    def _load(self, extname: str) -> tuple[np.ndarray, fits.Header]:
+        if extname in self._cached:
+            self._cached.move_to_end(extname)
+        else:
+            self._cached[extname] = read_detector(self.path, extname, with_header=True)
+            while len(self._cached) > self.keep:
+                self._cached.popitem(last=False)
+        return self._cached[extname]
 
     def detector(self, extname: str) -> np.ndarray:
         """One detector of the calibration, float32."""
-        return self._load(extname)[1]
+        return self._load(extname)[0]
 
     def header(self, extname: str) -> fits.Header:
         """The extension header of one detector."""
-        return self._load(extname)[2]
+        return self._load(extname)[1]
 
 
 class PawprintCalibration:

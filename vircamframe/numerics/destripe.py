@@ -207,9 +207,10 @@ def profile_rms(profile: np.ndarray) -> float:
 def flatten_rows(image: np.ndarray) -> np.ndarray:
     """``image`` with each row's median offset from the image median removed (a new array).
 
-    A quick destriping for source detection: a stripe adds a few ADU along a whole row, which
+    A quick destriping: for source detection (a stripe adds a few ADU along a whole row, which
     a smoothed detection threshold near the noise would flag as sources, biasing the row levels
-    the real destriping measures later on the unmasked pixels.
+    the real destriping measures later on the unmasked pixels) and for the frame differences of
+    photon transfer (stripes change from frame to frame and would inflate their variances).
     """
     import bottleneck as bn
 

@@ -7,14 +7,10 @@ from dataclasses import dataclass
 import bottleneck as bn
 import numpy as np
 
+from .destripe import flatten_rows
 from .stats import MAD_TO_SIGMA, clipped_sigma
 
-__all__ = ["PhotonTransfer", "destripe", "photon_transfer"]
-
-
-def destripe(image: np.ndarray) -> np.ndarray:
-    """Subtract each row's median: removes the horizontal stripe pattern (new array)."""
-    return image - bn.nanmedian(image, axis=1)[:, None]
+__all__ = ["PhotonTransfer", "photon_transfer"]
 
 
 def _cell_stats(image: np.ndarray, ncells: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,8 +73,8 @@ def photon_transfer(
     ratio = float(bn.nanmedian(signal1) / bn.nanmedian(signal2))
     level1, _ = _cell_stats(signal1, ncells)
     level2, _ = _cell_stats(signal2 * ratio, ncells)
-    _, flat_var = _cell_stats(destripe(signal1 - ratio * signal2), ncells)
-    _, dark_var = _cell_stats(destripe(dark1 - dark2), ncells)
+    _, flat_var = _cell_stats(flatten_rows(signal1 - ratio * signal2), ncells)
+    _, dark_var = _cell_stats(flatten_rows(dark1 - dark2), ncells)
     excess = flat_var - dark_var * (1.0 + ratio**2) / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
         gains = (level1 + level2) / excess

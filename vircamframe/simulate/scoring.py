@@ -18,6 +18,7 @@ from .truth import frame_stripes, truth_image
 __all__ = [
     "aperture_fluxes",
     "background_flatness",
+    "centroid",
     "high_pass",
     "sky_pattern_rms",
     "skysub_stripes",
@@ -105,13 +106,19 @@ def aperture_fluxes(image: np.ndarray, x: np.ndarray, y: np.ndarray, radius: flo
     return np.array(fluxes)
 
 
-def _centroid(image: np.ndarray, x: float, y: float, half: int = 3) -> tuple[float, float]:
+def centroid(image: np.ndarray, x: float, y: float, half: int = 3) -> tuple[float, float, float]:
+    """Background-subtracted first-moment centroid in a box (0-based pixels) and its flux.
+
+    The background is the median of a box three times larger.
+    """
     ix, iy = round(x), round(y)
     box = image[iy - half : iy + half + 1, ix - half : ix + half + 1]
     ring = image[iy - 3 * half : iy + 3 * half + 1, ix - 3 * half : ix + 3 * half + 1]
-    weight = np.clip(box - np.median(ring), 0, None)
+    sub = box - np.median(ring)
     yy, xx = np.mgrid[iy - half : iy + half + 1, ix - half : ix + half + 1]
-    return float((weight * xx).sum() / weight.sum()), float((weight * yy).sum() / weight.sum())
+    weight = np.clip(sub, 0, None)
+    total = weight.sum()
+    return float((weight * xx).sum() / total), float((weight * yy).sum() / total), float(sub.sum())
 
 
 def star_flux_ratios(
@@ -142,7 +149,7 @@ def star_flux_ratios(
             if not inside.any():
                 continue
             filled = np.nan_to_num(img_b)
-            x, y = np.array([_centroid(filled, *xy) for xy in zip(x[inside], y[inside], strict=True)]).T
+            x, y = np.array([centroid(filled, *xy)[:2] for xy in zip(x[inside], y[inside], strict=True)]).T
             flux_b = aperture_fluxes(img_b, x, y, radius)
             flux_f = aperture_fluxes(img_f, x, y, radius)
             good = flux_b > 0
