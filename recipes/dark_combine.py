@@ -29,7 +29,10 @@ class DarkCombine(Recipe):
         "NHOTPIX and HOTFRAC (pixels hot_thresh sigma above the median), PARTICLE_RATE (values\n"
         "rejected high per second of exposure). Mixed DIT, NDIT or read mode is an error."
     )
-    inputs = (Input(DARK_TAGS, "RAW", min=2, help="raw darks of one DIT/NDIT/read mode"),)
+    inputs = (
+        Input(DARK_TAGS, "RAW", min=2, help="raw darks of one DIT/NDIT/read mode", chain_tags=("DARK",)),
+    )
+    group_by = ("tag", "dit", "ndit", "readmode", "night")
     products = (Output("MASTER_DARK", "dark level per DIT [ADU], one extension per detector"),)
     parameters = (
         Parameter("combtype", str, "median", "How surviving values are combined", choices=COMBINE_METHODS),

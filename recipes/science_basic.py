@@ -43,7 +43,8 @@ class ScienceBasic(Recipe):
         "With --write_variance, BASIC_VARIANCE_SCI holds each pixel's variance [ADU^2]."
     )
     inputs = (
-        Input(SCIENCE_TAGS, "RAW", min=1, help="raw science pawprints (any DIT/NDIT/filter)"),
+        Input(SCIENCE_TAGS, "RAW", min=1, help="raw science pawprints (any DIT/NDIT/filter)",
+              chain_tags=("OBJECT", "SKY")),  # standards are for a standard-star chain
         Input("MASTER_DARK", "CALIB", min=1, help="master darks; each frame takes its DIT/NDIT"),
         Input("MASTER_TWILIGHT_FLAT", "CALIB", min=1, help="master flats; each frame takes its filter"),
         Input("MASTER_CHANNEL_TABLE", "CALIB", min=0, max=1, help="linearity (strongly advised)"),
@@ -51,9 +52,11 @@ class ScienceBasic(Recipe):
         Input("MASTER_READGAIN_TABLE", "CALIB", min=0, max=1, help="measured gain and read noise"),
     )
     products = (
-        Output("BASIC_CALIBRATED_SCI", "calibrated pawprint, ADU per DIT, NaN = bad"),
-        Output("BASIC_VARIANCE_SCI", "its variance per pixel [ADU^2] (with --write_variance)"),
+        Output("BASIC_CALIBRATED_SCI", "calibrated pawprint, ADU per DIT, NaN = bad", per_frame=True),
+        Output("BASIC_VARIANCE_SCI", "its variance per pixel [ADU^2] (with --write_variance)", per_frame=True,
+               when=lambda params: params["write_variance"]),
     )
+    group_by = ("frame",)
     parameters = (
         Parameter("tan_degree", int, 3, "Polynomial degree of the TPV WCS (1 = pure TAN)", range=(1, 3)),
         Parameter("write_variance", bool, False, "Also write the variance of each pawprint"),

@@ -21,6 +21,7 @@ from vircamframe.numerics.weights import local_rms, weight_map
 from vircamframe.parameters import Parameter
 from vircamframe.progress import progress
 from vircamframe.recipe import Input, Output, Recipe
+from vircamframe.tags import SKY_TARGETS
 
 DETECTORS_PER_READOUT_ROW = 4
 
@@ -53,9 +54,12 @@ class ScienceFinal(Recipe):
         Input("MASTER_CONF", "CALIB", min=0, help="confidence maps; each pawprint takes its filter's"),
     )
     products = (
-        Output("SKYSUB_SCI", "sky-subtracted, destriped pawprint, ADU per DIT"),
-        Output("WEIGHT_SCI", "weight map: confidence / local variance [ADU^-2]"),
+        Output("SKYSUB_SCI", "sky-subtracted, destriped pawprint, ADU per DIT",
+               per_frame=True, for_tags=SKY_TARGETS),
+        Output("WEIGHT_SCI", "weight map: confidence / local variance [ADU^-2]",
+               per_frame=True, for_tags=SKY_TARGETS),
     )
+    group_by = ("frame",)
     parameters = (
         Parameter("destripe", bool, True, "Remove the horizontal stripe pattern"),
         Parameter("destripe_mode", str, "shared", "Stripe estimate per read-out row or per detector",

@@ -17,6 +17,7 @@ from vircamframe.parameters import Parameter
 from vircamframe.progress import progress
 from vircamframe.recipe import Input, Output, Recipe
 from vircamframe.registry import strategy_names
+from vircamframe.tags import SKY_TARGETS
 
 MINUTES_PER_DAY = 1440.0
 
@@ -42,7 +43,9 @@ class SkyCombine(Recipe):
         Input("BASIC_CALIBRATED_SCI", "RAW", min=1, help="basic-calibrated OBJECT/SKY/STD pawprints"),
         Input("MASTER_OBJMASK", "CALIB", min=0, help="source masks of those pawprints (advised)"),
     )
-    products = (Output("MASTER_SKY", "sky of one pawprint, ADU per DIT at its level"),)
+    products = (Output("MASTER_SKY", "sky of one pawprint, ADU per DIT at its level", per_frame=True,
+                       for_tags=SKY_TARGETS),)
+    group_by = ("filter", "night")
     parameters = (
         Parameter("sky_method", str, "sliding_window", "Sky method plugin",
                   choices=strategy_names("sky_method")),

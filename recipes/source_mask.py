@@ -53,7 +53,8 @@ class SourceMask(Recipe):
         Input("REFCAT_PHOTOM", "CALIB", min=0, max=1,
               help="2MASS PSC table (VizieR II/246 columns RAJ2000 DEJ2000 Jmag Hmag Kmag)"),
     )
-    products = (Output("MASTER_OBJMASK", "source mask per pawprint (1 = source)"),)
+    products = (Output("MASTER_OBJMASK", "source mask per pawprint (1 = source)", per_frame=True),)
+    group_by = ("frame",)
     parameters = (
         Parameter("mask_method", str, "builtin", "Source masker plugin",
                   choices=strategy_names("source_masker")),

@@ -41,8 +41,10 @@ class TwilightFlatCombine(Recipe):
         "master dark, and those of an input MASTER_BPM; MASTER_CONF is CASU's confidence map."
     )
     inputs = (
-        Input("FLAT_TWILIGHT", min=0, help="twilight flats of one filter/DIT/NDIT (flat_method twilight)"),
-        Input(("OBJECT", "SKY"), min=0, help="dithered science and offset-sky frames (flat_method sky)"),
+        Input("FLAT_TWILIGHT", min=0, help="twilight flats of one filter/DIT/NDIT (flat_method twilight)",
+              when=lambda params: params["flat_method"] != "sky"),
+        Input(("OBJECT", "SKY"), min=0, help="dithered science and offset-sky frames (flat_method sky)",
+              when=lambda params: params["flat_method"] == "sky"),
         Input("MASTER_DARK", "CALIB", min=1, max=1, help="master dark of the flats' DIT/NDIT"),
         Input("MASTER_CHANNEL_TABLE", "CALIB", min=0, max=1, help="linearity (strongly advised)"),
         Input("MASTER_BPM", "CALIB", min=0, max=1, help="bad pixels to carry over"),
@@ -52,6 +54,7 @@ class TwilightFlatCombine(Recipe):
         Output("MASTER_CONF", "confidence map, 0-110 (100 = nominal), 0 = bad"),
         Output("MASTER_BPM", "bad-pixel mask, 1 = bad"),
     )
+    group_by = ("filter", "dit", "ndit", "readmode", "night")
     parameters = (
         Parameter("flat_method", str, "twilight", "Flat method plugin",
                   choices=strategy_names("flat_method")),

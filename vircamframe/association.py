@@ -1,16 +1,25 @@
 """Association rules: which calibration goes with which frame, as data.
 
-Each calibration tag lists the observation keys that must match between a frame and the
-calibration (DESIGN.md 3.2): darks the DIT, NDIT and read mode, flats, confidence maps and skies
-the filter; linearity, bad-pixel and read-gain tables match anything. Among the matching
-candidates the one closest in time wins. A recipe hands over the calibrations it was given (a
-user-given calibration always wins: only those are candidates); the chain engine uses the same
-rules to pick calibrations from a products tree.
+Each calibration tag has an :class:`AssociationRule`: the observation keys that must match
+between a frame and the calibration (DESIGN.md 3.2: darks the DIT, NDIT and read mode; flats,
+confidence maps, skies and illumination corrections the filter; linearity, bad-pixel and
+read-gain tables anything) and its validity windows. As in ESO's EDPS, the windows are graded:
+level 0 is the calibration plan (a dark of the same night), each further level relaxes it, and
+a calibration outside the last window is not used. Among the matching candidates the one
+closest in time wins, and the level it falls in is recorded.
+
+A recipe hands over the calibrations it was given (a user-given calibration always wins: only
+those are candidates, at any distance in time); the chain engine
+(:mod:`vircamframe.chain`) uses the same rules, user-given calibrations first, to pick them
+from what it makes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 from .dfs import next_record_index
 from .errors import RecipeInputError
@@ -18,33 +27,106 @@ from .fitsio import read_primary_header
 from .frames import Frame
 from .keywords import FrameInfo, frame_info
 
-__all__ = ["MATCH_KEYS", "by_parent", "matches", "original_tag", "parent_name", "select_calibration"]
+__all__ = [
+    "ASSOCIATION_RULES",
+    "MATCH_KEYS",
+    "AssociationRule",
+    "associate",
+    "by_parent",
+    "describe_setup",
+    "matches",
+    "original_tag",
+    "parent_name",
+    "rule_for",
+    "select_calibration",
+]
 
-MATCH_KEYS: dict[str, tuple[str, ...]] = {
-    "MASTER_DARK": ("dit", "ndit", "readmode"),
-    "MASTER_TWILIGHT_FLAT": ("filter",),
-    "MASTER_CONF": ("filter",),
-    "MASTER_SKY": ("filter",),
-    "MASTER_ILLUMCORR": ("filter",),
-    "MASTER_BPM": (),
-    "MASTER_CHANNEL_TABLE": (),
-    "MASTER_READGAIN_TABLE": (),
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AssociationRule:
+    """How calibrations of one tag are matched to frames.
+
+    Parameters
+    ----------
+    match : tuple of str
+        :class:`~vircamframe.keywords.FrameInfo` attributes that must be equal.
+    windows : tuple of float
+        Validity windows [days], level 0 first, increasing; ``|MJD difference|`` within
+        ``windows[i]`` (and not an earlier one) is level ``i``. ``inf`` accepts any time.
+    """
+
+    match: tuple[str, ...]
+    windows: tuple[float, ...] = (math.inf,)
+
+    def level(self, delta_days: float) -> int | None:
+        """The association level of a calibration ``delta_days`` away, or None (too far)."""
+        for level, window in enumerate(self.windows):
+            if abs(delta_days) <= window:
+                return level
+        return None
+
+
+_DAY = 0.5  # within the same night
+ASSOCIATION_RULES: dict[str, AssociationRule] = {
+    "MASTER_DARK": AssociationRule(("dit", "ndit", "readmode"), (_DAY, 3.0, 14.0, math.inf)),
+    "MASTER_TWILIGHT_FLAT": AssociationRule(("filter",), (1.0, 7.0, 30.0, math.inf)),
+    "MASTER_CONF": AssociationRule(("filter",), (1.0, 7.0, 30.0, math.inf)),
+    "MASTER_SKY": AssociationRule(("filter",), (_DAY,)),
+    "MASTER_ILLUMCORR": AssociationRule(("filter",), (30.0, 180.0, math.inf)),
+    "MASTER_BPM": AssociationRule((), (30.0, 180.0, math.inf)),
+    "MASTER_CHANNEL_TABLE": AssociationRule((), (90.0, 365.0, math.inf)),
+    "MASTER_READGAIN_TABLE": AssociationRule((), (90.0, 365.0, math.inf)),
 }
+_ANY = AssociationRule(())  # tags without a rule (reference catalogues, third-party products)
+
+# The match keys alone, for messages and for recipes choosing among given calibrations.
+MATCH_KEYS: dict[str, tuple[str, ...]] = {tag: rule.match for tag, rule in ASSOCIATION_RULES.items()}
+
+
+def rule_for(tag: str) -> AssociationRule:
+    """The association rule of ``tag`` (match anything, at any time, when none is declared)."""
+    return ASSOCIATION_RULES.get(tag, _ANY)
 
 
 def matches(target: FrameInfo, candidate: FrameInfo, tag: str) -> bool:
     """Whether ``candidate`` (a ``tag`` calibration) may calibrate ``target``."""
-    return all(getattr(target, key) == getattr(candidate, key) for key in MATCH_KEYS.get(tag, ()))
+    return all(getattr(target, key) == getattr(candidate, key) for key in rule_for(tag).match)
 
 
-def _describe(info: FrameInfo, keys: Sequence[str]) -> str:
-    return ", ".join(f"{key.upper()} {getattr(info, key)}" for key in keys)
+def _distance(target: FrameInfo, candidate: FrameInfo) -> float:
+    return abs((candidate.mjd or 0.0) - (target.mjd or 0.0))
+
+
+def associate(
+    target: FrameInfo, candidates: Sequence[tuple[T, FrameInfo]], tag: str
+) -> tuple[T, int] | None:
+    """The ``tag`` calibration for ``target`` among ``(item, info)`` candidates, and its level.
+
+    The closest in time among those that match wins (equal distances: the first given); it
+    must fall within one of the rule's windows. Returns None when none qualifies.
+    """
+    rule = rule_for(tag)
+    good = [(item, info) for item, info in candidates if matches(target, info, tag)]
+    if not good:
+        return None
+    item, info = min(good, key=lambda pair: _distance(target, pair[1]))
+    level = rule.level(_distance(target, info))
+    return None if level is None else (item, level)
+
+
+def describe_setup(info: FrameInfo, tag: str) -> str:
+    """``DIT 10.0, NDIT 1, READMODE ...``: the values of ``info`` that ``tag`` must match."""
+    return ", ".join(f"{key.upper()} {getattr(info, key)}" for key in rule_for(tag).match)
 
 
 def select_calibration(
     target: FrameInfo, candidates: Sequence[Frame], tag: str, recipe: str, required: bool = True
 ) -> Frame | None:
-    """The ``tag`` calibration among ``candidates`` that matches ``target``, closest in time.
+    """The ``tag`` calibration among given ``candidates`` that matches ``target``, closest in time.
+
+    Given calibrations are the user's choice, so no validity window applies here.
 
     Raises
     ------
@@ -52,18 +134,16 @@ def select_calibration(
         When ``required`` and none matches: the message names the frame, the keys it needs
         and what was given.
     """
-    keys = MATCH_KEYS.get(tag, ())
     infos = [(frame, frame_info(frame.path)) for frame in candidates if frame.tag == tag]
     good = [(frame, info) for frame, info in infos if matches(target, info, tag)]
     if not good:
         if not required:
             return None
-        given = "; ".join(f"{f.name} ({_describe(i, keys)})" for f, i in infos) or "none"
+        given = "; ".join(f"{f.name} ({describe_setup(i, tag)})" for f, i in infos) or "none"
         raise RecipeInputError(
-            f"{recipe}: no {tag} matches {target.path.name} ({_describe(target, keys)}); given: {given}"
+            f"{recipe}: no {tag} matches {target.path.name} ({describe_setup(target, tag)}); given: {given}"
         )
-    mjd = target.mjd or 0.0
-    return min(good, key=lambda pair: abs((pair[1].mjd or 0.0) - mjd))[0]
+    return min(good, key=lambda pair: _distance(target, pair[1]))[0]
 
 
 # --- per-frame products: found through their provenance, never through file names ------------

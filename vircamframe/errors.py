@@ -8,6 +8,7 @@ that line and exit non-zero; tracebacks are for bugs only.
 from __future__ import annotations
 
 __all__ = [
+    "ChainError",
     "ExternalToolError",
     "FitsInputError",
     "ParameterError",
@@ -65,6 +66,10 @@ class ProductExistsError(VircamError):
 
 class ProductWriteError(VircamError):
     """A product could not be written (full disk, permissions); nothing partial is left."""
+
+
+class ChainError(VircamError):
+    """A chain cannot be planned or run: no recipe makes a target, a bad setup or workflow."""
 
 
 class ToolError(VircamError):

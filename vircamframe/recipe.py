@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import PackageNotFoundError, packages_distributions, version
@@ -48,6 +48,13 @@ class Input:
         input optional.
     help : str
         One line for the man page.
+    chain_tags : tuple of str, optional
+        The tags the chain engine feeds into this input (default: all of ``tags``). A dark
+        combination takes the darks of a linearity sequence when a user gives them, but the
+        chain makes master darks from the ``DARK`` frames only.
+    when : callable, optional
+        ``when(params) -> bool``: the chain engine feeds this input only when it holds for the
+        job's parameters (a flat made from science frames only with ``flat_method=sky``).
     """
 
     tags: str | tuple[str, ...]
@@ -55,10 +62,18 @@ class Input:
     min: int = 1
     max: int | None = None
     help: str = ""
+    chain_tags: tuple[str, ...] | None = None
+    when: Callable[[Mapping[str, Any]], bool] | None = None
 
     @property
     def tag_tuple(self) -> tuple[str, ...]:
         return (self.tags,) if isinstance(self.tags, str) else tuple(self.tags)
+
+    def chain_tag_tuple(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """The tags the chain engine feeds into this input under ``params`` (may be empty)."""
+        if self.when is not None and not self.when(params):
+            return ()
+        return self.chain_tags if self.chain_tags is not None else self.tag_tuple
 
     @property
     def required(self) -> bool:
@@ -67,10 +82,28 @@ class Input:
 
 @dataclass(frozen=True)
 class Output:
-    """A declared product: its ``PRO.CATG`` and a one-line meaning."""
+    """A declared product: its ``PRO.CATG`` and a one-line meaning.
+
+    The other fields tell the chain engine how many products a job makes, before it runs.
+
+    Parameters
+    ----------
+    per_frame : bool
+        One product per raw input frame (``<raw base>.<suffix>.fits``), recorded with that
+        frame as ``PRO REC RAW1``; otherwise one product per job.
+    for_tags : tuple of str, optional
+        A per-frame product is made only for frames that descend from raw frames with these
+        tags (a sky for each ``OBJECT``, none for the offset ``SKY`` frames).
+    when : callable, optional
+        ``when(params) -> bool``: the product is made only when it holds (an optional
+        variance plane).
+    """
 
     category: str
     help: str
+    per_frame: bool = False
+    for_tags: tuple[str, ...] | None = None
+    when: Callable[[Mapping[str, Any]], bool] | None = None
 
 
 @cache
@@ -102,6 +135,10 @@ class Recipe(ABC):
     inputs: ClassVar[tuple[Input, ...]] = ()
     products: ClassVar[tuple[Output, ...]] = ()
     parameters: ClassVar[tuple[Parameter, ...]] = ()
+    # How the chain engine groups the raw inputs into jobs (DESIGN.md 3.6): frame keys of
+    # vircamframe.chain.grouping (``dit``, ``filter``, ``night``, ``tag``, ...); ``frame`` makes
+    # one job per frame. Frames in one job share the values of every key.
+    group_by: ClassVar[tuple[str, ...]] = ("night",)
 
     def __init__(self, output_dir: str | Path = ".", overwrite: bool = False, qc_plots: bool = True) -> None:
         self.output_dir = Path(output_dir)

@@ -361,8 +361,16 @@ def strategies(role: str) -> StrategyRegistry:
 
 
 def strategy_names(role: str) -> Callable[[], list[str]]:
-    """A callable for ``Parameter(choices=...)``: the names selectable for ``role`` now."""
-    return lambda: strategies(role).names()
+    """A callable for ``Parameter(choices=...)``: the names selectable for ``role`` now.
+
+    It carries ``role``, so the chain engine can put the chosen plugin's version into a job key.
+    """
+
+    def names() -> list[str]:
+        return strategies(role).names()
+
+    names.role = role  # type: ignore[attr-defined]
+    return names
 
 
 def reset() -> None:

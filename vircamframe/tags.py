@@ -16,6 +16,7 @@ __all__ = [
     "CLASSIFICATION_RULES",
     "PRODUCT_TAGS",
     "RAW_TAGS",
+    "SKY_TARGETS",
     "TagRule",
     "classify_header",
     "normalise_dpr",
@@ -79,6 +80,8 @@ RAW_RULES: tuple[TagRule, ...] = (
 )
 
 RAW_TAGS: frozenset[str] = frozenset(rule.tag for rule in RAW_RULES)
+# The raw tags whose pawprints are sky-subtracted; offset SKY frames only give sky.
+SKY_TARGETS: tuple[str, ...] = ("OBJECT", "STD_FLUX")
 
 # Product and reference tags with their one-line meanings. Recipes declare their products by
 # these names; a third-party recipe may add its own PRO.CATG, which classifies the same way.
