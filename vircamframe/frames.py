@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import SOFError
 
-__all__ = ["GROUPS", "Frame", "FrameSet", "read_sof", "write_products_sof"]
+__all__ = ["GROUPS", "Frame", "FrameSet", "expand_vars", "read_sof", "write_products_sof"]
 
 GROUPS = ("RAW", "CALIB")
 _ENV_VAR = re.compile(r"\$(\w+|\{[^}]*\})")
@@ -173,7 +173,9 @@ def write_products_sof(frames: FrameSet, path: str | os.PathLike) -> Path:
     return path
 
 
-def _expand(text: str, where: str) -> str:
+def expand_vars(text: str, where: str) -> str:
+    """Expand ``$VAR`` and ``${VAR}``; an unset variable is an error naming ``where``."""
+
     def substitute(match: re.Match) -> str:
         name = match.group(1).strip("{}")
         if name not in os.environ:
@@ -221,7 +223,7 @@ def read_sof(path: str | os.PathLike, check_exists: bool = True) -> FrameSet:
             raise SOFError(f"{where}: group must be RAW or CALIB, got {fields[2]!r}")
         if not _TAG.fullmatch(fields[1]):
             raise SOFError(f"{where}: {fields[1]!r} is not a valid tag")
-        frames.append(_make_frame(_expand(fields[0], where), fields[1], group, base, where, check_exists))
+        frames.append(_make_frame(expand_vars(fields[0], where), fields[1], group, base, where, check_exists))
     return frames
 
 
@@ -242,7 +244,7 @@ def _read_json_sof(sof: Path, text: str, base: Path, check_exists: bool) -> Fram
         if not isinstance(record["category"], str) or not _TAG.fullmatch(record["category"]):
             raise SOFError(f"{where}: {record['category']!r} is not a valid tag")
         frames.append(
-            _make_frame(_expand(str(record["name"]), where), str(record["category"]),
+            _make_frame(expand_vars(str(record["name"]), where), str(record["category"]),
                         str(record.get("group", "")), base, where, check_exists)
         )
     return frames

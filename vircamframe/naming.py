@@ -6,13 +6,18 @@ Names are deterministic, unique and readable:
 - master calibrations: ``<pro.catg lowercase>.<setup>.<MJD>.fits``
   (``master_dark.dit10.000_ndit6.58574.98765.fits``), where *setup* is what the master depends
   on (DIT and NDIT for a dark, the filter for a flat) and MJD is the first input's, to 5 decimals.
+
+QC figures go next to their product, or into the folder :data:`QC_FOLDER` names while a recipe
+runs (the chain engine's ``qc/`` tree).
 """
 
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
+from pathlib import Path
 
-__all__ = ["PER_FRAME_SUFFIXES", "master_name", "per_frame_name", "raw_base", "setup_label"]
+__all__ = ["PER_FRAME_SUFFIXES", "QC_FOLDER", "master_name", "per_frame_name", "raw_base", "setup_label"]
 
 # PRO.CATG of per-frame products -> suffix. Third-party recipes may add entries.
 PER_FRAME_SUFFIXES: dict[str, str] = {
@@ -27,6 +32,9 @@ PER_FRAME_SUFFIXES: dict[str, str] = {
     "RESAMPLED_SCI": "resamp",
     "RESAMPLED_WEIGHT": "resamp.weight",
 }
+
+# Where QC figures of the running recipe go (None: next to the product). Set by Recipe.run.
+QC_FOLDER: ContextVar[Path | None] = ContextVar("QC_FOLDER", default=None)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 

@@ -27,6 +27,7 @@ from .dfs import ProcessingRecord, build_primary_header, parameter_pairs
 from .errors import RecipeInputError
 from .fitsio import check_fits, read_primary_header
 from .frames import Frame, FrameSet
+from .naming import QC_FOLDER
 from .parameters import Parameter, ResolvedParameters, resolve_parameters
 from .products import ProductFile
 
@@ -140,10 +141,12 @@ class Recipe(ABC):
     # one job per frame. Frames in one job share the values of every key.
     group_by: ClassVar[tuple[str, ...]] = ("night",)
 
-    def __init__(self, output_dir: str | Path = ".", overwrite: bool = False, qc_plots: bool = True) -> None:
+    def __init__(self, output_dir: str | Path = ".", overwrite: bool = False, qc_plots: bool = True,
+                 qc_dir: str | Path | None = None) -> None:
         self.output_dir = Path(output_dir)
         self.overwrite = overwrite
         self.qc_plots = qc_plots  # recipes import matplotlib only when they plot
+        self.qc_dir = Path(qc_dir) if qc_dir is not None else None  # None: next to the products
         self.log = logging.getLogger(f"vircamframe.recipe.{self.name}")
         self.params: ResolvedParameters = resolve_parameters(self.parameters)
         self.frames = FrameSet()
@@ -190,12 +193,15 @@ class Recipe(ABC):
             self.log.info("parameter %s", line)
         self.frames = self.validate(frames)
         self._written, self._created, self._plugins = [], [], []
+        token = QC_FOLDER.set(self.qc_dir)
         try:
             self.process(self.frames, self.params)
         except BaseException:
             for path in self._created:  # a failed run leaves no partial product set behind
                 path.unlink(missing_ok=True)
             raise
+        finally:
+            QC_FOLDER.reset(token)
         self.log.info(
             "%s wrote %d product(s) in %.1f s", self.name, len(self._written), time.perf_counter() - start
         )
@@ -340,6 +346,7 @@ def run_recipe(
     recipe_config: str | Path | None = None,
     overwrite: bool = False,
     qc_plots: bool = True,
+    qc_dir: str | Path | None = None,
 ) -> FrameSet:
     """Run the registered recipe ``name`` and return its products.
 
@@ -358,7 +365,9 @@ def run_recipe(
     overwrite : bool
         Replace existing products of the same name.
     qc_plots : bool
-        Write the recipe's QC figures next to its products.
+        Write the recipe's QC figures (next to its products, or into ``qc_dir``).
+    qc_dir : path, optional
+        A folder for the QC figures.
     """
     from .frames import read_sof
     from .parameters import read_config
@@ -372,6 +381,6 @@ def run_recipe(
         recipe_class.parameters, config, params,
         config_source=f"recipe config {recipe_config}", override_source="command line",
     )
-    recipe = recipe_class(output_dir=output_dir, overwrite=overwrite, qc_plots=qc_plots)
+    recipe = recipe_class(output_dir=output_dir, overwrite=overwrite, qc_plots=qc_plots, qc_dir=qc_dir)
     return recipe.run(frames, resolved)
 

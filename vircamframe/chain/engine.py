@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChainError
+from ..frames import Frame
 from ..parameters import format_value, resolve_parameters
 from ..recipe import Recipe, framework_version
 from ..registry import load_recipe, recipe_entries, strategies
@@ -100,9 +101,9 @@ class Chain:
         Product tags to make (``MASTER_DARK``, ``SKYSUB_SCI``...).
     out : path
         The output tree; it belongs to the chain (products, ``temp/``).
-    calibs : sequence of path
-        User-given calibrations and reference catalogues (SOFs, product folders or files);
-        they win over what the chain would make.
+    calibs : sequence of path or Frame
+        User-given calibrations and reference catalogues (SOFs, product folders or files, or
+        tagged frames); they win over what the chain would make.
     params : mapping
         Parameter values: ``{recipe name: {param: value}}``; the key ``"*"`` sets a parameter
         of every recipe that declares it.
@@ -119,6 +120,8 @@ class Chain:
     on_error : {"abort", "continue"}
     qc_plots : bool
         Let recipes write their QC figures.
+    qc_folder : str, optional
+        Put the QC figures into ``out/<qc_folder>/<recipe>/`` rather than next to the products.
     overwrite : bool
         Allow an existing, non-empty ``out`` that holds no chain manifest.
     """
@@ -129,7 +132,7 @@ class Chain:
         targets: Sequence[str],
         out: str | Path,
         *,
-        calibs: Sequence[str | Path] = (),
+        calibs: Sequence[str | Path | Frame] = (),
         params: Mapping[str, Mapping[str, Any]] | None = None,
         recipes: Sequence[str] | None = None,
         layout: Mapping[str, str] | None = None,
@@ -138,6 +141,7 @@ class Chain:
         scheduler: str | None = None,
         on_error: str = "abort",
         qc_plots: bool = True,
+        qc_folder: str | None = None,
         overwrite: bool = False,
     ) -> None:
         if on_error not in ON_ERROR:
@@ -147,13 +151,42 @@ class Chain:
         self.raw = Path(raw)
         self.targets = tuple(t.strip().upper() for t in targets)
         self.out = Path(out).absolute()
-        self.calib_sources = [Path(c) for c in calibs]
+        self.calib_sources = [c if isinstance(c, Frame) else Path(c) for c in calibs]
+        self.qc_folder = qc_folder
         self.recipes = available_recipes(recipes)
         self.layout = dict(layout or {})
         self.executor, self.n_jobs, self.scheduler = executor, n_jobs, scheduler
         self.on_error, self.qc_plots, self.overwrite = on_error, qc_plots, overwrite
         self.params = self._resolve_params(params or {})
         self._plan: Plan | None = None
+
+    @classmethod
+    def from_workflow(cls, path: str | Path, **overrides: Any) -> Chain:
+        """A chain from a workflow YAML file (:mod:`.workflow`); ``overrides`` (``raw``,
+        ``out``, ``targets``, ``calibs``, ``params``, executor options) win over the file.
+
+        Targets default to the products of the last step.
+        """
+        from .workflow import read_workflow
+
+        workflow = read_workflow(path)
+        recipes = available_recipes(workflow.steps)
+        targets = overrides.pop("targets", None) or workflow.targets or [
+            output.category for output in recipes[workflow.steps[-1]].products
+            if output.when is None
+            or output.when(resolve_parameters(recipes[workflow.steps[-1]].parameters,
+                                              overrides=workflow.params.get(workflow.steps[-1])))
+        ]
+        params = {name: dict(values) for name, values in workflow.params.items()}
+        for recipe, values in (overrides.pop("params", None) or {}).items():
+            params.setdefault(recipe, {}).update(values)
+        raw = overrides.pop("raw", None) or workflow.raw
+        out = overrides.pop("out", None) or workflow.out
+        if raw is None or out is None:
+            raise ChainError(f"workflow {path}: give 'raw' and 'out' in the file or on the command line")
+        calibs = list(workflow.calib) + list(overrides.pop("calibs", None) or [])
+        options = {**workflow.options, **overrides}
+        return cls(raw, targets, out, calibs=calibs, params=params, recipes=workflow.steps, **options)
 
     # --- parameters -------------------------------------------------------------------------
     def _resolve_params(self, params: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -215,9 +248,10 @@ class Chain:
                 for figure in path.parent.glob(f"{path.name.removesuffix('.fits')}*.png"):
                     figure.unlink()
                     removed.append(figure)
-        if self.temp.exists():
-            shutil.rmtree(self.temp)
-            removed.append(self.temp)
+        for tree in [self.temp] + ([self.out / self.qc_folder] if self.qc_folder else []):
+            if tree.exists():
+                shutil.rmtree(tree)
+                removed.append(tree)
         for folder in sorted({p.parent for p in removed if p != self.temp}, reverse=True):
             if folder.is_dir() and folder != self.out and not any(folder.iterdir()):
                 folder.rmdir()
@@ -257,6 +291,7 @@ class Chain:
         return JobSpec(
             job.id, job.recipe, tuple(frames), params, str(self.out / job.output_dir),
             str(self.temp / "logs" / f"{job.id.replace('/', '.')}.log"), self.qc_plots,
+            str(self.out / self.qc_folder / short_name(job.recipe)) if self.qc_folder else None,
         )
 
     def key_of(self, job: Job, frames: list[tuple[str, str, str]], manifest: Manifest) -> str:

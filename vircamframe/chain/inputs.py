@@ -79,10 +79,14 @@ def load_raw(source: str | os.PathLike) -> list[PlanFrame]:
     return frames
 
 
-def load_calibrations(sources: Iterable[str | os.PathLike]) -> list[PlanFrame]:
-    """User-given calibrations: SOFs, product directories or product files."""
+def load_calibrations(sources: Iterable[str | os.PathLike | Frame]) -> list[PlanFrame]:
+    """User-given calibrations: SOFs, product directories, product files or tagged frames."""
     frames: list[PlanFrame] = []
-    for source in map(Path, sources):
+    for source in sources:
+        if isinstance(source, Frame):
+            frames.append(_plan_frame(source))
+            continue
+        source = Path(source)
         if source.is_dir():
             frames += _classified(find_fits(source), str(source), True)
         elif source.is_file() and source.name.lower().endswith(_FITS):

@@ -35,6 +35,7 @@ class JobSpec:
     output_dir: str
     log_file: str
     qc_plots: bool = True
+    qc_dir: str | None = None
 
 
 @dataclass
@@ -64,7 +65,7 @@ def execute_job(spec: JobSpec) -> JobResult:
     try:
         frames = FrameSet(Frame(Path(path), tag, group) for path, tag, group in spec.frames)
         products = run_recipe(spec.recipe, frames, spec.params, output_dir=spec.output_dir,
-                              overwrite=True, qc_plots=spec.qc_plots)
+                              overwrite=True, qc_plots=spec.qc_plots, qc_dir=spec.qc_dir)
         records = [
             ProductRecord(str(p.path), p.tag, stored_md5(p.path) or "", parent_name(p)) for p in products
         ]

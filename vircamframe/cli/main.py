@@ -6,6 +6,7 @@ import click
 
 from ..recipe import framework_version
 from ..simulate.cli import simulate_command
+from .chain import chain
 from .classify import classify
 from .docs import docs
 from .plugins import plugins
@@ -18,6 +19,7 @@ def cli() -> None:
     """vircamframe: VIRCAM data reduction from raw frames to tiles and catalogues."""
 
 
+cli.add_command(chain)
 cli.add_command(classify)
 cli.add_command(docs)
 cli.add_command(plugins)

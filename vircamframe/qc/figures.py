@@ -12,15 +12,17 @@ matplotlib.use("Agg")  # QC plots are files; never try to open a display
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from ..naming import raw_base
+from ..naming import QC_FOLDER, raw_base
 
 __all__ = ["new_figure", "qc_plot_path", "save_figure"]
 
 
 def qc_plot_path(product: str | os.PathLike, suffix: str) -> Path:
-    """``<product base>.<suffix>.png`` in the product's folder."""
+    """``<product base>.<suffix>.png`` in the product's folder, or in the recipe's QC folder."""
     product = Path(product)
-    return product.parent / f"{raw_base(product.name)}.{suffix}.png"
+    folder = QC_FOLDER.get() or product.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{raw_base(product.name)}.{suffix}.png"
 
 
 def new_figure(width: float = 10.0, height: float = 7.0, layout: str | None = "constrained") -> Figure:
