@@ -1,6 +1,7 @@
 # Set-up, tests and the demo on a fresh Debian machine with Python 3.11.
 #   make test   installs the Debian tools and the Python environment, then runs the test suite
-#   make demo   installs the same, simulates a tiny VIRCAM night and runs the calibration chain
+#   make demo   installs the same, then `vircam demo`: simulates a tiny VIRCAM night and reduces it
+#               with the chain engine (master calibrations, then calibrated pawprints); reruns resume
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -41,8 +42,7 @@ lint: python
 	$(BIN)/ruff check vircamframe recipes plugins tests benchmarks
 
 demo: setup
-	rm -rf $(DEMO_DIR)
-	BIN=$(BIN) scripts/demo.sh $(DEMO_DIR)
+	$(BIN)/vircam demo --out $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) $(STAMPS) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -1,8 +1,8 @@
 """Science-pawprint accuracy against the simulator's truth, on any preset (issue 5's figures).
 
-Reads the output of ``scripts/demo.sh`` (``DEMO/data``: the simulated run; ``DEMO/products``:
-the recipes' products and SOFs), runs the few extra recipes the figures need into ``--out``,
-and prints what the science chain recovers:
+Reads the output of ``vircam demo`` (``DEMO/data``: the simulated run; ``DEMO/pipeline``: the
+calibration and science trees, whose manifests list the products), runs the few extra recipes
+the figures need into ``--out``, and prints what the science chain recovers:
 
 * ``vircam_science_basic``: GAIN and RDNOISE against truth (gain x NDIT x relative flat level;
   the noise floor of the gain darks x sqrt(NDIT)), worst relative error;
@@ -16,7 +16,7 @@ and prints what the science chain recovers:
 
 ::
 
-    PRESET=small BIN=.venv/bin scripts/demo.sh /tmp/small
+    .venv/bin/vircam demo --preset small --out /tmp/small
     .venv/bin/python benchmarks/science_accuracy.py /tmp/small --out /tmp/small/accuracy
 """
 
@@ -30,8 +30,10 @@ import numpy as np
 from astropy.io import fits
 
 from vircamframe import run_recipe
-from vircamframe.association import original_tag
+from vircamframe.association import original_tag, select_calibration
+from vircamframe.chain.manifest import chain_products
 from vircamframe.frames import FrameSet, read_sof
+from vircamframe.keywords import frame_info
 from vircamframe.simulate.scoring import (
     background_flatness,
     high_pass,
@@ -44,8 +46,10 @@ from vircamframe.simulate.truth import load_truth, source_image, truth_image
 CHIPS = range(1, 17)
 
 
-def _products(demo: Path, step: str) -> FrameSet:
-    return read_sof(demo / "products" / f"{step}.sof")
+def _products(demo: Path, *tags: str) -> FrameSet:
+    """Products of the demo's calibration and science pipeline trees, by tag (their manifests)."""
+    trees = (demo / "pipeline" / "demo_calibration", demo / "pipeline" / "demo_science")
+    return FrameSet(f for tree in trees for f in chain_products(tree, *tags))
 
 
 def noise_keywords(run: Path, truth: dict, basic: Path) -> dict:
@@ -91,7 +95,8 @@ def mask_coverage(run: Path, truth: dict, basic: Path, mask: Path) -> dict:
 def sky_flat(demo: Path, run: Path, out: Path) -> float:
     """Worst per-detector rms of the `sky` flat method's flat against the truth flat."""
     raws = FrameSet(f for f in read_sof(run / "sof" / "science.sof"))
-    calibs = _products(demo, "dark_science") + _products(demo, "linearity").select("MASTER_CHANNEL_TABLE")
+    dark = select_calibration(frame_info(raws[0].path), _products(demo, "MASTER_DARK"), "MASTER_DARK", "demo")
+    calibs = FrameSet([dark]) + _products(demo, "MASTER_CHANNEL_TABLE")
     products = run_recipe("vircam_twilight_flat_combine", raws + calibs, {"flat_method": "sky"},
                           output_dir=out / "sky_flat", qc_plots=False, overwrite=True)
     worst = 0.0
@@ -106,7 +111,7 @@ def sky_flat(demo: Path, run: Path, out: Path) -> float:
 
 def destriping(demo: Path, truth: dict, out: Path, objects: list, n: int = 3) -> float:
     """Truth stripe rms over the rms of the removed pattern's error (scales below the mesh)."""
-    inputs = FrameSet(objects[:n]) + _products(demo, "sky") + _products(demo, "objmask")
+    inputs = FrameSet(objects[:n]) + _products(demo, "MASTER_SKY", "MASTER_OBJMASK")
     plain = run_recipe("vircam_science_final", inputs, {"destripe": False, "subtract_background": False},
                        output_dir=out / "final_plain", qc_plots=False, overwrite=True)
     striped = run_recipe("vircam_science_final", inputs, {"subtract_background": False},
@@ -126,19 +131,19 @@ def destriping(demo: Path, truth: dict, out: Path, objects: list, n: int = 3) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("demo", type=Path, help="output folder of scripts/demo.sh")
+    parser.add_argument("demo", type=Path, help="output folder of vircam demo")
     parser.add_argument("--out", type=Path, required=True, help="folder for the extra recipe runs")
     args = parser.parse_args()
     run = args.demo / "data"
     truth = load_truth(run)
-    basic = _products(args.demo, "basic")
+    basic = _products(args.demo, "BASIC_CALIBRATED_SCI")
     objects = [f for f in basic if original_tag(f) == "OBJECT"]
-    masks = {f.name.replace(".objmask.fits", ""): f for f in _products(args.demo, "objmask")}
-    finals = _products(args.demo, "final").by_tag("SKYSUB_SCI")
-    flat = _products(args.demo, "twilight_flat").by_tag("MASTER_TWILIGHT_FLAT")[0].path
+    masks = {f.name.replace(".objmask.fits", ""): f for f in _products(args.demo, "MASTER_OBJMASK")}
+    finals = _products(args.demo, "SKYSUB_SCI")
+    flat = _products(args.demo, "MASTER_TWILIGHT_FLAT")[0].path
     first = objects[0]
     base = first.name.replace(".basic.fits", "")
-    pawsky = run_recipe("vircam_sky_combine", basic + _products(args.demo, "objmask"),
+    pawsky = run_recipe("vircam_sky_combine", basic + _products(args.demo, "MASTER_OBJMASK"),
                         {"sky_method": "pawsky_mask"}, output_dir=args.out / "sky_pawsky", qc_plots=False,
                         overwrite=True)
     flatness = [v for f in finals for v in background_flatness(f.path, masks[f.name.replace(
@@ -153,7 +158,7 @@ def main() -> None:
         "noise_keywords": noise_keywords(run, truth, first.path),
         "mask_coverage_builtin": mask_coverage(run, truth, first.path, masks[base].path),
         "sky_rms_sliding_window": max(
-            sky_pattern_rms(_products(args.demo, "sky")[0].path, flat, run).values()),
+            sky_pattern_rms(_products(args.demo, "MASTER_SKY")[0].path, flat, run).values()),
         "sky_rms_pawsky_mask": max(sky_pattern_rms(pawsky[0].path, flat, run).values()),
         "sky_flat_rms": sky_flat(args.demo, run, args.out),
         "background_mesh_rms_over_sigma_max": max(abs(r) for r, _ in flatness),

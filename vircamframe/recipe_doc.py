@@ -58,6 +58,18 @@ def man_page(recipe: type[Recipe]) -> str:
     out += ["", f"{_INDENT}Products:", ""]
     width = max((len(p.category) for p in recipe.products), default=0)
     out += [f"{_INDENT}  {p.category.ljust(width)}  {p.help}" for p in recipe.products]
+    out += ["", f"{_INDENT}In a chain (vircam chain, vircam pipeline):", ""]
+    grouping = "one job per frame" if recipe.group_by == ("frame",) else \
+        "jobs group frames of equal " + ", ".join(recipe.group_by)
+    out.append(f"{_INDENT}  {grouping}.")
+    for spec in recipe.inputs:
+        if spec.chain_tags is not None:
+            fed = ", ".join(spec.chain_tags)
+            out.append(f"{_INDENT}  {'/'.join(spec.tag_tuple)}: the chain feeds {fed} only.")
+    per_frame = [p.category + (f" (for {', '.join(p.for_tags)})" if p.for_tags else "")
+                 for p in recipe.products if p.per_frame]
+    if per_frame:
+        out.append(f"{_INDENT}  One product per input frame: {', '.join(per_frame)}.")
     out += ["", "OPTIONS"]
     for p in recipe.parameters:
         out.append(f"{_INDENT}--{p.name}=<{p.type_name}>")

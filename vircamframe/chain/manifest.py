@@ -23,9 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ChainError
 from ..fitsio import read_primary_header
+from ..frames import Frame, FrameSet
 
-__all__ = ["JobRecord", "Manifest", "ProductRecord", "job_key"]
+__all__ = ["JobRecord", "Manifest", "ProductRecord", "chain_products", "job_key"]
 
 MANIFEST_VERSION = 1
 
@@ -143,3 +145,17 @@ class Manifest:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.path)
+
+
+def chain_products(out: str | os.PathLike, *tags: str) -> FrameSet:
+    """The products a chain made in the output tree ``out`` (those with ``tags``, or all),
+    as the manifest lists them, in job order."""
+    out = Path(out)
+    manifest = Manifest(out / "temp" / "manifest.json")
+    if not manifest.jobs:
+        raise ChainError(f"{out}: no chain manifest (temp/manifest.json) with finished jobs")
+    return FrameSet(
+        Frame(out / p.path, p.tag, "CALIB")
+        for record in manifest.jobs.values() if record.status == "done"
+        for p in record.products if not tags or p.tag in tags
+    )

@@ -8,7 +8,9 @@ from ..recipe import framework_version
 from ..simulate.cli import simulate_command
 from .chain import chain
 from .classify import classify
+from .demo import demo
 from .docs import docs
+from .pipeline import pipeline
 from .plugins import plugins
 from .sort import sort
 
@@ -21,7 +23,9 @@ def cli() -> None:
 
 cli.add_command(chain)
 cli.add_command(classify)
+cli.add_command(demo)
 cli.add_command(docs)
+cli.add_command(pipeline)
 cli.add_command(plugins)
 cli.add_command(sort)
 cli.add_command(simulate_command, name="simulate")
