@@ -1,0 +1,112 @@
+"""`vircam demo` and `vircam pipeline`: the README's main job, the VISIONS setups and layout.
+
+One `vircam demo` run on tiny data (simulate, sort, a calibration setup, a science setup) is
+shared by the tests; it is the README's main-job command, run as a user runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from astropy.io import fits
+
+from vircamframe.chain.manifest import chain_products
+from vircamframe.chain.visions import VISIONS_FOLDERS, read_setup
+from vircamframe.dfs import data_md5
+from vircamframe.errors import ChainError
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "demo_out"
+    result = run_cli("vircam", "demo", "--out", out, "--n-jobs", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stdout
+
+
+def _manifest(tree: Path) -> dict:
+    return json.loads((tree / "temp" / "manifest.json").read_text())
+
+
+def test_demo_makes_the_visions_layout(demo):
+    out, stdout = demo
+    for name in ("demo_calibration", "demo_science"):
+        tree = out / "pipeline" / name
+        assert sorted(p.name for p in tree.iterdir() if p.is_dir()) == sorted(VISIONS_FOLDERS)
+        assert all(record["status"] == "done" for record in _manifest(tree)["jobs"].values())
+    calibration = out / "pipeline" / "demo_calibration"
+    masters = {f.tag for f in chain_products(calibration)}
+    assert masters == {"MASTER_DARK", "MASTER_CHANNEL_TABLE", "MASTER_BPM", "MASTER_READGAIN_TABLE",
+                       "MASTER_TWILIGHT_FLAT", "MASTER_CONF"}
+    assert all(f.path.parent.name == "master_common" for f in chain_products(calibration))
+    science = out / "pipeline" / "demo_science"
+    truth = json.loads((out / "data" / "truth" / "truth.json").read_text())
+    n_object = sum(1 for f in truth["frames"] if f["tag"] == "OBJECT")
+    n_sky = sum(1 for f in truth["frames"] if f["tag"] == "SKY")
+    folder_of = {"BASIC_CALIBRATED_SCI": "processed", "SKYSUB_SCI": "processed", "WEIGHT_SCI": "processed",
+                 "MASTER_OBJMASK": "master_object", "MASTER_SKY": "master_object"}
+    counts = {"BASIC_CALIBRATED_SCI": n_object + n_sky, "MASTER_OBJMASK": n_object + n_sky,
+              "MASTER_SKY": n_object, "SKYSUB_SCI": n_object, "WEIGHT_SCI": n_object}
+    for tag, folder in folder_of.items():
+        products = chain_products(science, tag)
+        assert len(products) == counts[tag], tag
+        assert {f.path.parent.name for f in products} == {folder}
+    # the science run took its masters from the calibration run (user-given, level "user")
+    sof = next((science / "temp" / "sof").glob("science_basic.*.sof")).read_text()
+    assert "demo_calibration/master_common" in sof and "association level user" in sof
+    # QC figures went to qc/<recipe>/, and every product is whole
+    assert list((science / "qc" / "science_final").glob("*.stripes.png"))
+    for frame in chain_products(science, "SKYSUB_SCI"):
+        assert fits.getval(frame.path, "DATAMD5") == data_md5(frame.path)
+    assert "master_common/" in stdout and "processed/" in stdout
+
+
+def test_demo_rerun_redoes_nothing(demo):
+    out, _ = demo
+    before = {name: _manifest(out / "pipeline" / name) for name in ("demo_calibration", "demo_science")}
+    result = run_cli("vircam", "demo", "--out", out, "--n-jobs", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "simulated night already in" in result.stdout
+    summaries = re.findall(r"^(\d+) job\(s\) in [\d.]+ s: (.*)$", result.stdout, re.MULTILINE)
+    assert len(summaries) == 2
+    for total, statuses in summaries:  # only the statuses that occurred are named
+        assert statuses == f"{total} skipped"
+    for name, manifest in before.items():
+        assert _manifest(out / "pipeline" / name)["jobs"] == manifest["jobs"]
+
+
+def test_pipeline_setup_typo_names_the_key(tmp_path):
+    setup = tmp_path / "setup.yml"
+    setup.write_text(yaml.safe_dump({"name": "x_calibration", "path_data": str(tmp_path),
+                                     "path_pype": str(tmp_path / "pype"), "sky_windw": 60}))
+    result = run_cli("vircam", "pipeline", "--setup", setup)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"vircam pipeline: error: setup {setup}: unknown key 'sky_windw'; did you mean 'sky_window'?"
+    ]
+    assert not (tmp_path / "pype").exists()
+
+
+def test_setup_keys_map_onto_recipe_parameters(tmp_path):
+    setup = tmp_path / "setup.yml"
+    setup.write_text(yaml.safe_dump({
+        "name": "vvv_science", "path_data": "raw", "path_pype": "pype", "sky_window": 60,
+        "source_mask_method": "noisechisel", "destripe": False, "n_jobs": 3,
+    }))
+    parsed = read_setup(setup)
+    assert not parsed.is_calibration
+    assert parsed.out == tmp_path / "pype" / "vvv_science"
+    declared = {"sky_window", "mask_method", "destripe", "flat_method"}
+    assert parsed.params(declared) == {"sky_window": 60.0, "mask_method": "noisechisel", "destripe": False}
+    assert parsed.targets({"SKYSUB_SCI", "WEIGHT_SCI"}) == ["SKYSUB_SCI", "WEIGHT_SCI"]
+    setup.write_text(yaml.safe_dump({"name": "n", "path_data": "r", "path_pype": "p", "n_jobs": "many"}))
+    with pytest.raises(ChainError, match="n_jobs must be int, got 'many'"):
+        read_setup(setup)
