@@ -18,9 +18,12 @@ output in ``WORK/logs``), ``--repeat`` times, the best wall time kept. The figur
   one's, the base being ``processes:1`` (else the first configuration). The headline is the
   speed-up of ``processes:2`` over ``processes:1``;
 * ``job s``: the jobs' own times summed (``RunSummary.seconds``: the recipe run inside the
-  worker), also per recipe in the second table; ``busy %`` = ``job s`` / (``wall s`` x workers):
-  how much of the workers' time went into recipes (the rest is start-up, hand-over and waiting
-  for dependencies: a recipe that needs every frame of the step before it lets one worker idle);
+  worker), also per recipe in the second table. In a worker process the first job of each
+  recipe also pays for importing the recipe's modules, which the ``serial`` executor's process
+  imported while planning, so ``job s`` grows with the workers. ``busy %`` = ``job s`` /
+  (``wall s`` x workers): how much of the workers' time went into recipes (the rest is start-up,
+  hand-over and waiting for dependencies: a recipe that needs every frame of the step before it
+  lets one worker idle);
 * ``rerun s``: a second :meth:`Chain.run` (a new ``Chain``, planning included) on the finished
   output folder, where every job is skipped as current; ``ms/job`` divides it by the jobs, the
   cost of a no-op rerun per job (manifest checks, raw-file hashes from the cache, executor start);
@@ -34,9 +37,14 @@ output in ``WORK/logs``), ``--repeat`` times, the best wall time kept. The figur
   the descendants it waited for). Linux carries the high-water mark over ``fork`` and
   ``exec``, so a worker's figure is never below the main process's peak when it started the
   worker; that floor (the main process's peak after planning, before the executor starts) is
-  printed and stored as ``floor``. To keep the main figure the chain's own, the data are
-  simulated in a separate process and this script's process stays small. With ``serial``
-  nothing is started and ``workers`` is empty.
+  printed as ``floor`` (``floor_rss_mb`` in the JSON). For the same reason the data are simulated in a separate
+  process: this script's own process, whose peak every configuration's process inherits, holds
+  no data (about 60 MB, below the chain's own size). With ``serial`` nothing is started and
+  ``workers`` is empty.
+
+The wall times are only as good as the machine is quiet: on 2 cores any other load shows at
+once, and the first configuration can pay for what later ones find in the caches; ``--repeat
+2`` (best of two) evens that out.
 
 The products of every run (and of the reruns) are compared by their ``DATAMD5``: the chain's
 products must not depend on the executor or the number of workers. A line says whether they are

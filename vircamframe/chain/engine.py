@@ -255,15 +255,22 @@ class Chain:
         for folder in sorted({p.parent for p in removed if p != self.temp}, reverse=True):
             if folder.is_dir() and folder != self.out and not any(folder.iterdir()):
                 folder.rmdir()
+        if self.out.exists():
+            self.manifest().save()  # an empty manifest: the tree stays the chain's
         return removed
 
-    def _check_out(self) -> None:
+    def claim_output(self) -> None:
+        """Make ``out`` the chain's: refuse a non-empty folder without a manifest (unless
+        ``overwrite``), then write an empty manifest so later checks know the tree."""
         manifest = self.temp / "manifest.json"
-        if self.out.exists() and any(self.out.iterdir()) and not manifest.exists() and not self.overwrite:
+        if manifest.exists():
+            return
+        if self.out.exists() and any(self.out.iterdir()) and not self.overwrite:
             raise ChainError(
                 f"{self.out} is not empty and holds no chain manifest; choose another output "
                 "directory or allow overwriting"
             )
+        self.manifest().save()
 
     # --- running ----------------------------------------------------------------------------
     def run(self, reset_progress: bool = False, progress: bool = True) -> RunSummary:
@@ -277,7 +284,7 @@ class Chain:
             Show a progress bar per recipe when stderr is a terminal.
         """
         plan = self.plan()
-        self._check_out()
+        self.claim_output()
         manifest = self.manifest()
         if reset_progress:
             manifest.forget()
@@ -290,7 +297,7 @@ class Chain:
         params = {name: self.params[job.recipe][name] for name in self.params[job.recipe]}
         return JobSpec(
             job.id, job.recipe, tuple(frames), params, str(self.out / job.output_dir),
-            str(self.temp / "logs" / f"{job.id.replace('/', '.')}.log"), self.qc_plots,
+            str(self.temp / "logs" / f"{job.file_stem}.log"), self.qc_plots,
             str(self.out / self.qc_folder / short_name(job.recipe)) if self.qc_folder else None,
         )
 
@@ -391,7 +398,7 @@ class _Run:
         return ProductRecord(str(relative), product.tag, product.datamd5, product.parent)
 
     def _record(self, job: Job, result: JobResult) -> None:
-        spec_log = str(Path("temp") / "logs" / f"{job.id.replace('/', '.')}.log")
+        spec_log = str(Path("temp") / "logs" / f"{job.file_stem}.log")
         if result.ok:
             products = [self._relative(p) for p in result.products]
             self.manifest.record(job.id, JobRecord(self.keys[job.id], job.recipe, "done", result.seconds,
@@ -429,7 +436,7 @@ class _Run:
 
     def _write_sof(self, job: Job, frames: list[tuple[str, str, str]]) -> Path:
         levels = {c.frame.tag: c.level for c in job.calibs}
-        path = self.chain.temp / "sof" / f"{job.id.replace('/', '.')}.sof"
+        path = self.chain.temp / "sof" / f"{job.file_stem}.sof"
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = [f"# {job.recipe} job {job.id} (written by the vircamframe chain engine)"]
         for file, tag, group in frames:

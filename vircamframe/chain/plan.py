@@ -46,6 +46,11 @@ class Job:
     deps: frozenset[str] = frozenset()
     stage: int = 0
 
+    @property
+    def file_stem(self) -> str:
+        """The job id as a file name (its SOF ``temp/sof/<stem>.sof``, log ``temp/logs/<stem>.log``)."""
+        return self.id.replace("/", ".")
+
     def inputs(self) -> list[tuple[PlanFrame, str]]:
         """(frame, group) pairs in SOF order: raws, then calibrations."""
         return [(f, "RAW") for f in self.raws] + [(c.frame, "CALIB") for c in self.calibs]
@@ -81,7 +86,7 @@ class Plan:
                 for frame in job.raws:
                     counts[frame.tag] += 1
                 raws = ", ".join(f"{n} {tag}" for tag, n in counts.items())
-                lines.append(f"  {job.id}  [{raws}] -> {job.output_dir}/")
+                lines.append(f"  {job.id}  [{raws}] -> {job.output_dir}/  (SOF temp/sof/{job.file_stem}.sof)")
                 for calib in job.calibs:
                     lines.append(f"      {calib.frame.tag:<22} {calib.frame.label}  (level {calib.level})")
                 made = defaultdict(int)

@@ -44,7 +44,7 @@ def run_chain(chain: Chain, dry_run: bool, reset_progress: bool, clean: bool, lo
         click.echo(f"{prog}: removed {len(removed)} file(s) and folder(s) of earlier runs")
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     log_file = chain.temp / f"vircam_{stamp}.log"
-    chain._check_out()
+    chain.claim_output()
     configure_logging(log_level, log_file)
     summary = chain.run(reset_progress=reset_progress)
     click.echo(summary.describe())
