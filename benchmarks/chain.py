@@ -37,10 +37,10 @@ output in ``WORK/logs``), ``--repeat`` times, the best wall time kept. The figur
   the descendants it waited for). Linux carries the high-water mark over ``fork`` and
   ``exec``, so a worker's figure is never below the main process's peak when it started the
   worker; that floor (the main process's peak after planning, before the executor starts) is
-  printed as ``floor`` (``floor_rss_mb`` in the JSON). For the same reason the data are simulated in a separate
-  process: this script's own process, whose peak every configuration's process inherits, holds
-  no data (about 60 MB, below the chain's own size). With ``serial`` nothing is started and
-  ``workers`` is empty.
+  printed as ``floor`` (``floor_rss_mb`` in the JSON). For the same reason the data are
+  simulated in a separate process: this script's own process, whose peak every configuration's
+  process inherits, holds no data (about 60 MB, below the chain's own size). With ``serial``
+  nothing is started and ``workers`` is empty.
 
 The wall times are only as good as the machine is quiet: on 2 cores any other load shows at
 once, and the first configuration can pay for what later ones find in the caches; ``--repeat
