@@ -304,7 +304,8 @@ def test_parameter_change_reruns_exactly_the_affected_jobs(night, serial_ref, tm
     assert len(masks) == 14
     assert all(after[p] != serial_ref.md5[p] for p in masks), "mask_thresh 2.0 changes every mask"
     header = fits.getheader(out / masks[0])
-    assert float(rec_params(header)["mask_thresh"]) == 2.0
+    (record,) = [r for r in range(1, 5) if header.get(f"ESO PRO REC{r} ID") == "vircam_source_mask"]
+    assert float(rec_params(header, record)["mask_thresh"]) == 2.0
     changed = {p for p in serial_ref.md5 if after[p] != serial_ref.md5[p]}
 
     def inputs_changed(job: Job) -> bool:  # its own mask or sky differs from the reference's
@@ -451,29 +452,41 @@ def test_on_error_continue_and_abort(night, tmp_path):
     assert summary.status[noise] == "not run"
     first_stage = {j.id for j in plan.jobs if j.stage == 0}
     assert with_status(summary, "ran") <= first_stage - {bad}
+    order = [j.id for j in plan.jobs]  # serial: nothing starts after the failed job
+    assert with_status(summary, "ran") == set(order[:order.index(bad)])
     assert summary.count("ran") + 1 + summary.count("not run") == 19
 
 
 # --- the output tree --------------------------------------------------------------------------
 
+def cli_darks(night: Night, out: Path, *args: str) -> str:
+    """``vircam chain`` to MASTER_DARK (cheap: three small jobs); its stdout."""
+    result = vircam_chain(night, out, "--executor", "serial", "--no-qc-plots", *args, target="MASTER_DARK")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def dark_setups(night: Night) -> int:
+    return len({(night.frames[f]["dit"], night.frames[f]["ndit"]) for f in night.names("DARK")})
+
+
+def test_cli_runs_into_a_fresh_output_folder(night, tmp_path):
+    n = dark_setups(night)
+    assert f": {n} ran\n" in cli_darks(night, tmp_path / "out")
+    assert f": {n} skipped\n" in cli_darks(night, tmp_path / "out")
+
+
 def test_reset_progress_and_clean(night, tmp_path):
     out = tmp_path / "out"
-    n = len({(night.frames[f]["dit"], night.frames[f]["ndit"]) for f in night.names("DARK")})
+    n = dark_setups(night)
     assert n == 3
-
-    def run(*args: str) -> str:
-        result = vircam_chain(night, out, "--executor", "serial", "--no-qc-plots", *args,
-                              target="MASTER_DARK")
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    assert f": {n} ran\n" in run()
+    assert make_chain(night, out, targets=["MASTER_DARK"]).run(progress=False).count("ran") == n
     first = mtimes(out)
     md5 = product_md5s(out)
     assert len(first) == n and all(p.startswith("dark_combine/") for p in first)
-    assert f": {n} skipped\n" in run()
+    assert f": {n} skipped\n" in cli_darks(night, out)
     assert mtimes(out) == first
-    assert f": {n} ran\n" in run("--reset-progress")
+    assert f": {n} ran\n" in cli_darks(night, out, "--reset-progress")
     assert all(t != first[p] for p, t in mtimes(out).items())
     assert product_md5s(out) == md5  # rerun, same data
 
@@ -481,15 +494,29 @@ def test_reset_progress_and_clean(night, tmp_path):
     for path in foreign:
         path.parent.mkdir(exist_ok=True)
         path.write_text("not the chain's\n")
-    text = run("--clean")
+    removed = make_chain(night, out, targets=["MASTER_DARK"]).clean()
+    assert sorted(removed) == sorted([out / p for p in md5] + [out / "temp"])
+    # what is left: the foreign files, and an empty manifest that keeps the tree the chain's
+    manifest = out / "temp" / "manifest.json"
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == sorted([*foreign, manifest])
+    assert json.loads(manifest.read_text())["jobs"] == {}
+    assert all(path.read_text() == "not the chain's\n" for path in foreign)
+    assert f": {n} ran\n" in cli_darks(night, out)  # the cleaned tree is still the chain's
+
+
+def test_cli_clean_keeps_foreign_files_and_runs_again(night, tmp_path):
+    out = tmp_path / "out"
+    n = dark_setups(night)
+    assert make_chain(night, out, targets=["MASTER_DARK"]).run(progress=False).count("ran") == n
+    made = product_files(out)
+    foreign = [out / "notes.txt", out / "dark_combine" / "mine.fits"]
+    for path in foreign:
+        path.write_text("not the chain's\n")
+    text = cli_darks(night, out, "--clean")
     assert f"removed {n + 1} file(s) and folder(s) of earlier runs" in text  # n products and temp/
     assert f": {n} ran\n" in text  # nothing left to skip
     assert all(path.read_text() == "not the chain's\n" for path in foreign)
-
-    removed = make_chain(night, out, targets=["MASTER_DARK"]).clean()
-    assert sorted(removed) == sorted([out / p for p in md5] + [out / "temp"])
-    remaining = sorted(p for p in out.rglob("*") if p.is_file())
-    assert remaining == sorted(foreign)
+    assert product_files(out) == sorted([*made, out / "dark_combine" / "mine.fits"])
 
 
 def test_non_empty_out_without_manifest_is_refused(night, tmp_path):

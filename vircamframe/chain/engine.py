@@ -340,10 +340,16 @@ class _Run:
                 while started and not aborted:  # a skipped job can make others ready at once
                     started = False
                     for job in [j for j in pending if self._ready(j)]:
+                        if aborted:
+                            break
                         pending.remove(job)
                         started = True
                         future = self._start(job)
-                        if future is not None:
+                        if future is None:
+                            continue
+                        if future.done():  # the serial executor ran it already: stop at a failure
+                            aborted = self._complete(job, future)
+                        else:
                             running[future] = job
                 pending = [j for j in pending if j.id not in self.summary.status]
                 if not running:
@@ -351,16 +357,18 @@ class _Run:
                         self._finish(job, "not run" if aborted else "blocked")
                     break
                 for future in self.executor.wait(list(running)):
-                    job = running.pop(future)
-                    result = future.result()
-                    self._record(job, result)
-                    if not result.ok and self.chain.on_error == "abort":
-                        aborted = True
+                    aborted = self._complete(running.pop(future), future) or aborted
         finally:
             self.bars.close()
         self.summary.wall = time.perf_counter() - start
         log.info("%s", self.summary.describe())
         return self.summary
+
+    def _complete(self, job: Job, future: Any) -> bool:
+        """Record a finished job; True when the run must stop (it failed, ``on_error=abort``)."""
+        result = future.result()
+        self._record(job, result)
+        return not result.ok and self.chain.on_error == "abort"
 
     def _ready(self, job: Job) -> bool:
         states = [self.summary.status.get(dep) for dep in job.deps]
