@@ -62,6 +62,14 @@ def test_demo_makes_the_visions_layout(demo):
     # the science run took its masters from the calibration run (user-given, level "user")
     sof = next((science / "temp" / "sof").glob("science_basic.*.sof")).read_text()
     assert "demo_calibration/master_common" in sof and "association level user" in sof
+    header = fits.getheader(chain_products(science, "BASIC_CALIBRATED_SCI")[0].path)
+    levels = {header[f"ESO PRO REC1 CAL{j} CATG"]: header[f"ESO PRO REC1 CAL{j} LEVEL"]
+              for j in range(1, 6)}
+    assert levels == dict.fromkeys(("MASTER_DARK", "MASTER_TWILIGHT_FLAT", "MASTER_CHANNEL_TABLE",
+                                    "MASTER_BPM", "MASTER_READGAIN_TABLE"), "user")
+    mask_header = fits.getheader(chain_products(science, "SKYSUB_SCI")[0].path)
+    recorded = [mask_header[k] for k in mask_header if k.startswith("ESO PRO REC") and k.endswith("LEVEL")]
+    assert "frame" in recorded  # the sky and the mask made from this very pawprint
     # QC figures went to qc/<recipe>/, and every product is whole
     assert list((science / "qc" / "science_final").glob("*.stripes.png"))
     for frame in chain_products(science, "SKYSUB_SCI"):

@@ -59,6 +59,8 @@ class ProcessingRecord:
         The declared parameters and the values used.
     plugins : sequence of (role=name, distribution version)
         The strategies that did the work.
+    calib_levels : mapping of file name to str
+        The association level of each calibration the chain engine chose.
     """
 
     recipe: str
@@ -68,6 +70,7 @@ class ProcessingRecord:
     calibs: Sequence[tuple[Path, str]] = ()
     parameters: Sequence[tuple[Parameter, object]] = ()
     plugins: Sequence[tuple[str, str]] = field(default_factory=list)
+    calib_levels: Mapping[str, str] = field(default_factory=dict)
 
 
 def set_card(header: fits.Header, key: str, value: object, comment: str = "") -> None:
@@ -182,6 +185,9 @@ def _append_record(header: fits.Header, index: int, record: ProcessingRecord) ->
         set_card(header, f"{rec} CAL{j} NAME", Path(path).name, "File name of calibration frame")
         set_card(header, f"{rec} CAL{j} CATG", tag, "Category of calibration frame")
         set_card(header, f"{rec} CAL{j} DATAMD5", _calib_md5(Path(path)), "MD5 signature of calib frame")
+        if Path(path).name in record.calib_levels:
+            set_card(header, f"{rec} CAL{j} LEVEL", record.calib_levels[Path(path).name],
+                     "Association level chosen by the chain")
     for j, (param, value) in enumerate(record.parameters, start=1):
         set_card(header, f"{rec} PARAM{j} NAME", param.name, param.help[:40])
         default = format_value(param.default)

@@ -42,11 +42,15 @@ class Frame:
     group : {"RAW", "CALIB"}, optional
         Derived from the tag table when not given: raw tags are ``RAW``, everything else
         (products, reference catalogues) is ``CALIB``.
+    level : str, optional
+        For a calibration the chain engine chose: its association level (``0``, ``1``, ...,
+        ``user``, ``frame``), recorded in the products. Not part of the frame's identity.
     """
 
     path: Path
     tag: str
     group: str = field(default="")
+    level: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path).absolute())

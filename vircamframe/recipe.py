@@ -229,7 +229,7 @@ class Recipe(ABC):
                     f"{self.name}: {frame.path.name} has tag {frame.tag}, which this recipe does "
                     f"not take (it takes {', '.join(accepted)})"
                 )
-            regrouped.append(Frame(frame.path, frame.tag, spec.group))
+            regrouped.append(Frame(frame.path, frame.tag, spec.group, frame.level))
         for spec in self.inputs:
             count = sum(1 for f in regrouped if f.tag in spec.tag_tuple)
             tags = " or ".join(spec.tag_tuple)
@@ -297,6 +297,7 @@ class Recipe(ABC):
             drs_id=f"vircamframe/{framework_version()}",
             raws=[(f.path, f.tag) for f in raws],
             calibs=[(f.path, f.tag) for f in calibs],
+            calib_levels={f.name: f.level for f in calibs if f.level},
             parameters=parameter_pairs(self.parameters, self.params),
             plugins=list(self._plugins),
         )

@@ -293,7 +293,7 @@ class Chain:
                      executor.workers)
             return _Run(self, plan, manifest, executor, progress).go()
 
-    def job_spec(self, job: Job, frames: list[tuple[str, str, str]]) -> JobSpec:
+    def job_spec(self, job: Job, frames: list[Frame]) -> JobSpec:
         params = {name: self.params[job.recipe][name] for name in self.params[job.recipe]}
         return JobSpec(
             job.id, job.recipe, tuple(frames), params, str(self.out / job.output_dir),
@@ -301,7 +301,7 @@ class Chain:
             str(self.out / self.qc_folder / short_name(job.recipe)) if self.qc_folder else None,
         )
 
-    def key_of(self, job: Job, frames: list[tuple[str, str, str]], manifest: Manifest) -> str:
+    def key_of(self, job: Job, frames: list[Frame], manifest: Manifest) -> str:
         cls = self.recipes[job.recipe]
         params = self.params[job.recipe]
         plugins = {}
@@ -313,8 +313,7 @@ class Chain:
             "recipe": cls.name, "version": cls.version, "pipe": cls.pipe_id(),
             "framework": framework_version(), "plugins": plugins,
             "params": {name: format_value(params[name]) for name in params},
-            "inputs": [(tag, group, Path(path).name, manifest.content_hash(Path(path)))
-                       for path, tag, group in frames],
+            "inputs": [(f.tag, f.group, f.name, manifest.content_hash(f.path)) for f in frames],
         })
 
 
@@ -377,11 +376,11 @@ class _Run:
             return False
         return all(s in ("ran", "skipped") for s in states) and job.id not in self.summary.status
 
-    def _frames(self, job: Job) -> list[tuple[str, str, str]]:
+    def _frames(self, job: Job) -> list[Frame]:
         frames = []
-        for frame, group in job.inputs():
+        for frame, group, level in job.inputs():
             paths = [str(frame.path)] if frame.path is not None else self.actual.get(frame.id, [])
-            frames += [(path, frame.tag, group) for path in paths]
+            frames += [Frame(Path(path), frame.tag, group, level) for path in paths]
         return frames
 
     def _start(self, job: Job):
@@ -390,7 +389,7 @@ class _Run:
         self.keys[job.id] = key
         record = self.manifest.current(job.id, key, self.chain.out)
         if record is not None:
-            self._resolve(job, [self._absolute(p) for p in record.products], frames)
+            self._resolve(job, [self._absolute(p) for p in record.products])
             self._finish(job, "skipped", products=record.products)
             return None
         self._write_sof(job, frames)
@@ -411,7 +410,7 @@ class _Run:
             products = [self._relative(p) for p in result.products]
             self.manifest.record(job.id, JobRecord(self.keys[job.id], job.recipe, "done", result.seconds,
                                                    products=products, log=spec_log))
-            self._resolve(job, result.products, self._frames(job))
+            self._resolve(job, result.products)
             self._finish(job, "ran", result.seconds, products)
             log.info("done %s in %.1f s: %d product(s)", job.id, result.seconds, len(products))
         else:
@@ -421,7 +420,7 @@ class _Run:
             self._finish(job, "failed", result.seconds)
             log.error("FAILED %s: %s (log: %s)", job.id, result.error, self.chain.out / spec_log)
 
-    def _resolve(self, job: Job, products: list[ProductRecord], frames: list[tuple[str, str, str]]) -> None:
+    def _resolve(self, job: Job, products: list[ProductRecord]) -> None:
         """Which product files the job's predicted outputs turned out to be."""
         raw_ids = {}
         for frame in job.raws:
@@ -442,14 +441,13 @@ class _Run:
         self.summary.products[job.id] = list(products or [])
         self.bars.update(job)
 
-    def _write_sof(self, job: Job, frames: list[tuple[str, str, str]]) -> Path:
-        levels = {c.frame.tag: c.level for c in job.calibs}
+    def _write_sof(self, job: Job, frames: list[Frame]) -> Path:
         path = self.chain.temp / "sof" / f"{job.file_stem}.sof"
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = [f"# {job.recipe} job {job.id} (written by the vircamframe chain engine)"]
-        for file, tag, group in frames:
-            note = f"  # association level {levels[tag]}" if group == "CALIB" and tag in levels else ""
-            lines.append(f"{file} {tag} {group}{note}")
+        for frame in frames:
+            note = f"  # association level {frame.level}" if frame.level else ""
+            lines.append(f"{frame.path} {frame.tag} {frame.group}{note}")
         path.write_text("\n".join(lines) + "\n")
         return path
 

@@ -47,7 +47,8 @@ class PlanFrame:
     job : str or None
         The id of the job that makes it.
     parent : str or None
-        For a per-frame product: the id of the input frame it is made from.
+        For a per-frame product: the id of the input frame it is made from (for a product
+        file the user gave: the file name of that frame, from its provenance).
     root_tag : str
         The raw tag it descends from (``OBJECT``, ``SKY``...).
     root_name : str

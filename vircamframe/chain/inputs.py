@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..association import original_tag
+from ..association import original_tag, parent_name
 from ..errors import ChainError, VircamError
 from ..frames import Frame, read_sof
 from ..keywords import frame_info
@@ -43,7 +43,7 @@ def _plan_frame(frame: Frame) -> PlanFrame:
     info = frame_info(frame.path)
     plan = PlanFrame.from_file(info, frame.tag)
     if info.tag is not None and info.tag not in RAW_TAGS:  # a product descends from its first raw
-        plan = dataclasses.replace(plan, root_tag=original_tag(frame))
+        plan = dataclasses.replace(plan, root_tag=original_tag(frame), parent=parent_name(frame))
     return plan
 
 

@@ -51,9 +51,9 @@ class Job:
         """The job id as a file name (its SOF ``temp/sof/<stem>.sof``, log ``temp/logs/<stem>.log``)."""
         return self.id.replace("/", ".")
 
-    def inputs(self) -> list[tuple[PlanFrame, str]]:
-        """(frame, group) pairs in SOF order: raws, then calibrations."""
-        return [(f, "RAW") for f in self.raws] + [(c.frame, "CALIB") for c in self.calibs]
+    def inputs(self) -> list[tuple[PlanFrame, str, str]]:
+        """(frame, group, association level) in SOF order: raws, then calibrations."""
+        return [(f, "RAW", "") for f in self.raws] + [(c.frame, "CALIB", c.level) for c in self.calibs]
 
 
 @dataclass
@@ -213,11 +213,11 @@ class _Planner:
         chosen: list[Calibration] = []
         if tag in self.per_frame:  # a product made from each frame: found by its parent
             for raw in raws:
+                given = [f for f in user if raw.path is not None and f.parent == raw.path.name]
                 own = [f for f in made if f.parent == raw.id]
-                own += [f for f in user if raw.path is not None and f.info.path.name == raw.path.name]
-                if not own:
+                if not given and not own:
                     return chosen, f"no {tag} made from {raw.label}"
-                chosen.append(Calibration(own[0], "frame"))
+                chosen.append(Calibration(given[0], "user") if given else Calibration(own[0], "frame"))
             return chosen, None
         targets = raws[:1] if spec.max == 1 else raws
         for raw in targets:

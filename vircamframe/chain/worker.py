@@ -30,7 +30,7 @@ class JobSpec:
 
     job_id: str
     recipe: str
-    frames: tuple[tuple[str, str, str], ...]  # (path, tag, group), in SOF order
+    frames: tuple[Frame, ...]  # in SOF order, calibrations with their association level
     params: dict[str, Any]
     output_dir: str
     log_file: str
@@ -63,7 +63,7 @@ def execute_job(spec: JobSpec) -> JobResult:
         logger.setLevel(logging.INFO)
     start = time.perf_counter()
     try:
-        frames = FrameSet(Frame(Path(path), tag, group) for path, tag, group in spec.frames)
+        frames = FrameSet(spec.frames)
         products = run_recipe(spec.recipe, frames, spec.params, output_dir=spec.output_dir,
                               overwrite=True, qc_plots=spec.qc_plots, qc_dir=spec.qc_dir)
         records = [
