@@ -13,6 +13,7 @@ from vircamframe.keywords import chip_number, frame_info
 from vircamframe.naming import per_frame_name
 from vircamframe.numerics.sky import SkyInputError, window_members
 from vircamframe.numerics.stats import masked_levels
+from vircamframe.parallel import ordered_map
 from vircamframe.parameters import Parameter
 from vircamframe.progress import progress
 from vircamframe.recipe import Input, Output, Recipe
@@ -79,14 +80,25 @@ class SkyCombine(Recipe):
             outputs = [stack.enter_context(self.product(
                 "MASTER_SKY", per_frame_name("MASTER_SKY", pawprints[i].name), [pawprints[i]],
                 [m for m in (masks[i],) if m is not None])) for i in targets]
-            for position, extname in enumerate(progress(extnames, "sky combine"), start=1):
-                cube, headers = images.read(extname, all_headers=True, require_valid=False)
-                mask_cube = self._masks(mask_stack, masks, extname, cube.shape)
-                levels[:, position - 1] = masked_levels(cube, mask_cube)
+
+            def detectors():  # read in this thread, one detector at a time
+                for position, extname in enumerate(progress(extnames, "sky combine"), start=1):
+                    cube, headers = images.read(extname, all_headers=True, require_valid=False)
+                    mask_cube = self._masks(mask_stack, masks, extname, cube.shape)
+                    yield position, extname, cube, mask_cube, headers
+
+            def compute(item):  # numerics only: may run in a worker thread
+                position, extname, cube, mask_cube, headers = item
+                chip_levels = masked_levels(cube, mask_cube)
                 chip = chip_number(headers[0], position)
+                skies = self._detector_skies(cube, mask_cube, times, sources, targets, chip_levels,
+                                             method, params, chip)
+                return position, extname, headers, chip, chip_levels, skies
+
+            for position, extname, headers, chip, chip_levels, skies in ordered_map(
+                    compute, detectors(), self.threads):
+                levels[:, position - 1] = chip_levels
                 chips.append(chip)
-                skies = self._detector_skies(cube, mask_cube, times, sources, targets,
-                                             levels[:, position - 1], method, params, chip)
                 for out, index, (sky, nsky) in zip(outputs, targets, skies, strict=True):
                     qc = {"SKYLEVEL": (levels[index, position - 1], "[ADU] sky level per DIT of this frame"),
                           "NSKY": (nsky, "frames combined")}

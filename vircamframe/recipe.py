@@ -142,11 +142,12 @@ class Recipe(ABC):
     group_by: ClassVar[tuple[str, ...]] = ("night",)
 
     def __init__(self, output_dir: str | Path = ".", overwrite: bool = False, qc_plots: bool = True,
-                 qc_dir: str | Path | None = None) -> None:
+                 qc_dir: str | Path | None = None, threads: int = 1) -> None:
         self.output_dir = Path(output_dir)
         self.overwrite = overwrite
         self.qc_plots = qc_plots  # recipes import matplotlib only when they plot
         self.qc_dir = Path(qc_dir) if qc_dir is not None else None  # None: next to the products
+        self.threads = max(1, int(threads))  # detectors computed at once, where a recipe can
         self.log = logging.getLogger(f"vircamframe.recipe.{self.name}")
         self.params: ResolvedParameters = resolve_parameters(self.parameters)
         self.frames = FrameSet()
@@ -348,6 +349,7 @@ def run_recipe(
     overwrite: bool = False,
     qc_plots: bool = True,
     qc_dir: str | Path | None = None,
+    threads: int = 1,
 ) -> FrameSet:
     """Run the registered recipe ``name`` and return its products.
 
@@ -369,6 +371,9 @@ def run_recipe(
         Write the recipe's QC figures (next to its products, or into ``qc_dir``).
     qc_dir : path, optional
         A folder for the QC figures.
+    threads : int
+        Detectors a recipe may compute at once (recipes that can use
+        :func:`vircamframe.parallel.ordered_map`); the products do not depend on it.
     """
     from .frames import read_sof
     from .parameters import read_config
@@ -382,6 +387,7 @@ def run_recipe(
         recipe_class.parameters, config, params,
         config_source=f"recipe config {recipe_config}", override_source="command line",
     )
-    recipe = recipe_class(output_dir=output_dir, overwrite=overwrite, qc_plots=qc_plots, qc_dir=qc_dir)
+    recipe = recipe_class(output_dir=output_dir, overwrite=overwrite, qc_plots=qc_plots, qc_dir=qc_dir,
+                          threads=threads)
     return recipe.run(frames, resolved)
 

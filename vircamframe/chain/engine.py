@@ -293,12 +293,13 @@ class Chain:
                      executor.workers)
             return _Run(self, plan, manifest, executor, progress).go()
 
-    def job_spec(self, job: Job, frames: list[Frame]) -> JobSpec:
+    def job_spec(self, job: Job, frames: list[Frame], threads: int = 1) -> JobSpec:
         params = {name: self.params[job.recipe][name] for name in self.params[job.recipe]}
         return JobSpec(
             job.id, job.recipe, tuple(frames), params, str(self.out / job.output_dir),
             str(self.temp / "logs" / f"{job.file_stem}.log"), self.qc_plots,
             str(self.out / self.qc_folder / short_name(job.recipe)) if self.qc_folder else None,
+            threads,
         )
 
     def key_of(self, job: Job, frames: list[Frame], manifest: Manifest) -> str:
@@ -327,6 +328,10 @@ class _Run:
         self.actual: dict[str, list[str]] = {}  # plan frame id -> files it turned out to be
         self.bars = _Bars(plan, progress)
         self.keys: dict[str, str] = {}
+        # A recipe with one job holds up the rest of the chain: it computes its detectors on all
+        # workers' cores (threads); recipes with several jobs are parallel across jobs already.
+        jobs_per_recipe = {r: sum(1 for j in plan.jobs if j.recipe == r) for r in plan.stages()}
+        self.threads = {r: executor.workers if n == 1 else 1 for r, n in jobs_per_recipe.items()}
 
     def go(self) -> RunSummary:
         start = time.perf_counter()
@@ -394,7 +399,7 @@ class _Run:
             return None
         self._write_sof(job, frames)
         log.info("start %s (%s)", job.id, job.recipe)
-        return self.executor.submit(execute_job, self.chain.job_spec(job, frames))
+        return self.executor.submit(execute_job, self.chain.job_spec(job, frames, self.threads[job.recipe]))
 
     def _absolute(self, product: ProductRecord) -> ProductRecord:
         return ProductRecord(str(self.chain.out / product.path), product.tag, product.datamd5, product.parent)

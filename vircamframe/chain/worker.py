@@ -36,6 +36,7 @@ class JobSpec:
     log_file: str
     qc_plots: bool = True
     qc_dir: str | None = None
+    threads: int = 1
 
 
 @dataclass
@@ -65,7 +66,8 @@ def execute_job(spec: JobSpec) -> JobResult:
     try:
         frames = FrameSet(spec.frames)
         products = run_recipe(spec.recipe, frames, spec.params, output_dir=spec.output_dir,
-                              overwrite=True, qc_plots=spec.qc_plots, qc_dir=spec.qc_dir)
+                              overwrite=True, qc_plots=spec.qc_plots, qc_dir=spec.qc_dir,
+                              threads=spec.threads)
         records = [
             ProductRecord(str(p.path), p.tag, stored_md5(p.path) or "", parent_name(p)) for p in products
         ]

@@ -66,6 +66,8 @@ def _split_arguments(args: tuple[str, ...]) -> tuple[str | None, dict[str, str],
 @click.option("--overwrite", is_flag=True, help="Replace existing products of the same name.")
 @click.option("--qc-plots/--no-qc-plots", default=True, show_default=True,
               help="Write QC figures (PNG) next to the products.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="Detectors computed at once, in recipes that can.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 @click.option("--log-file", type=click.Path(dir_okay=False),
               help="Log file [OUTPUT_DIR/vircam-recipe.log].")
@@ -73,7 +75,7 @@ def _split_arguments(args: tuple[str, ...]) -> tuple[str | None, dict[str, str],
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @user_errors(PROG)
 def main(list_recipes, show_man, show_params, create_config, config_out, recipe_config,
-         output_dir, products_sof, overwrite, qc_plots, log_level, log_file, args) -> None:
+         output_dir, products_sof, overwrite, qc_plots, threads, log_level, log_file, args) -> None:
     """Run RECIPE on the frames of SOF: vircam-recipe [OPTIONS] RECIPE [--PARAM=VALUE ...] SOF"""
     recipe_name, params, positional = _split_arguments(args)
     if list_recipes:
@@ -101,7 +103,8 @@ def main(list_recipes, show_man, show_params, create_config, config_out, recipe_
     configure_logging(log_level, log_file or Path(output_dir) / "vircam-recipe.log")
     frames = read_sof(positional[0])
     products = run_recipe(recipe.name, frames, params, output_dir=output_dir,
-                          recipe_config=recipe_config, overwrite=overwrite, qc_plots=qc_plots)
+                          recipe_config=recipe_config, overwrite=overwrite, qc_plots=qc_plots,
+                          threads=threads)
     if products_sof:
         write_products_sof(products, products_sof)
     for frame in products:
