@@ -8,8 +8,16 @@ from vircamframe.channel_table import CATEGORY as TABLE_CATEGORY
 from vircamframe.errors import RecipeInputError
 from vircamframe.fitsio import FrameStack, detector_extnames, open_fits
 from vircamframe.keywords import chip_number
-from vircamframe.linearity_analysis import analyse_detector, channel_table, mask_qc, plan_linearity, table_qc
+from vircamframe.linearity_analysis import (
+    analyse_detector,
+    channel_table,
+    mask_qc,
+    plan_linearity,
+    read_detector_data,
+    table_qc,
+)
 from vircamframe.naming import master_name
+from vircamframe.parallel import ordered_map
 from vircamframe.parameters import Parameter
 from vircamframe.progress import progress
 from vircamframe.recipe import Input, Output, Recipe
@@ -77,9 +85,11 @@ class LinearityAnalyse(Recipe):
             dark_stack = files.enter_context(FrameStack(plan.dark_paths))
             check_stack = (files.enter_context(FrameStack([f.path for f in plan.checks]))
                            if len(plan.checks) >= 2 else None)  # fewer: no drift correction
-            for position, extname in enumerate(progress(extnames, "linearity"), start=1):
-                result = analyse_detector(plan, extname, flat_stack, dark_stack, check_stack, params,
-                                          self.name, self.log)
+            detectors = (read_detector_data(plan, extname, flat_stack, dark_stack, check_stack)
+                         for extname in progress(extnames, "linearity"))  # read in this thread
+            results = ordered_map(lambda data: analyse_detector(plan, data, params, self.name, self.log),
+                                  detectors, self.threads)
+            for position, (extname, result) in enumerate(zip(extnames, results, strict=True), start=1):
                 header = result.header
                 curves[chip_number(header, position)] = result.curves
                 qc, bpm_qc = table_qc(result.curves), mask_qc(result)

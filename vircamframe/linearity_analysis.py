@@ -1,9 +1,10 @@
 """The linearity analysis of ``vircam_linearity_analyse``: planning the inputs and one detector.
 
 :func:`plan_linearity` matches every lamp flat (and CHECK flat) to the darks of its DIT and
-NDIT; :func:`analyse_detector` reads one detector of every frame from open
-:class:`~vircamframe.fitsio.FrameStack` objects and fits its 16 readout channels and its bad
-pixel mask. Nothing here writes a product or knows a Recipe: bad input is a
+NDIT; :func:`read_detector_data` reads one detector of every frame from open
+:class:`~vircamframe.fitsio.FrameStack` objects and :func:`analyse_detector` fits its 16
+readout channels and its bad pixel mask (no I/O, so detectors can be analysed in threads).
+Nothing here writes a product or knows a Recipe: bad input is a
 :class:`~vircamframe.errors.RecipeInputError` whose message starts with the recipe name the
 caller passes in. The numerics are :mod:`vircamframe.numerics.linearity` and
 :mod:`vircamframe.numerics.badpix`.
@@ -41,12 +42,14 @@ from .numerics.stats import robust_stats
 __all__ = [
     "SAT_PIXEL",
     "ChannelCurves",
+    "DetectorData",
     "DetectorResult",
     "LinearityPlan",
     "analyse_detector",
     "channel_table",
     "mask_qc",
     "plan_linearity",
+    "read_detector_data",
     "table_qc",
 ]
 
@@ -163,28 +166,50 @@ def plan_linearity(
 
 
 # --- one detector ----------------------------------------------------------------------------
-def analyse_detector(
+@dataclass
+class DetectorData:
+    """One detector of every frame of the sequence, as read (flats and darks per DIT)."""
+
+    extname: str
+    flats: np.ndarray
+    headers: list
+    darks: np.ndarray
+    checks: np.ndarray | None
+
+
+def read_detector_data(
     plan: LinearityPlan,
     extname: str,
     flat_stack: FrameStack,
     dark_stack: FrameStack,
     check_stack: FrameStack | None,
+) -> DetectorData:
+    """Read detector ``extname`` of the stacks holding ``plan.flats``, ``plan.dark_paths`` and
+    ``plan.checks`` (None, or fewer than two CHECK flats: no drift correction)."""
+    flats, headers = flat_stack.read(extname)
+    flats /= np.array([i.ndit for i in plan.flat_infos], dtype=np.float32)[:, None, None]
+    darks, _ = dark_stack.read(extname, with_headers=False)
+    darks /= plan.dark_ndits[:, None, None]
+    checks = None
+    if check_stack is not None and len(plan.checks) >= 2:
+        checks = check_stack.read(extname, with_headers=False)[0]
+    return DetectorData(extname, flats, headers, darks, checks)
+
+
+def analyse_detector(
+    plan: LinearityPlan,
+    data: DetectorData,
     params,
     recipe: str,
     log: logging.Logger,
 ) -> DetectorResult:
-    """Fit the 16 channels of detector ``extname`` and find its bad pixels.
+    """Fit the 16 channels of one detector and find its bad pixels (pure numerics: no I/O).
 
-    The stacks hold ``plan.flats``, ``plan.dark_paths`` and ``plan.checks`` (None: no drift
-    correction, fewer than two CHECK flats). ``params`` has the recipe's ``nord``,
-    ``satlevel``, ``satfrac``, ``clip``, ``lthr`` and ``hthr``.
+    ``params`` has the recipe's ``nord``, ``satlevel``, ``satfrac``, ``clip``, ``lthr`` and
+    ``hthr``.
     """
-    infos = plan.flat_infos
-    dits = np.array([i.dit for i in infos])
-    flats, headers = flat_stack.read(extname)
-    flats /= np.array([i.ndit for i in infos], dtype=np.float32)[:, None, None]
-    darks, _ = dark_stack.read(extname, with_headers=False)
-    darks /= plan.dark_ndits[:, None, None]
+    extname, flats, headers, darks = data.extname, data.flats, data.headers, data.darks
+    dits = np.array([i.dit for i in plan.flat_infos])
     satlevel = params.satlevel if params.satlevel > 0 else find_saturation(flats)
     if not np.isfinite(satlevel):
         log.warning("%s: no saturated linearity flat; fitting without a saturation cut "
@@ -207,8 +232,8 @@ def analyse_detector(
             f"{extname} (levels above {params.satfrac:g} x {satlevel:.0f} ADU)"
         )
     check_rates = None
-    if check_stack is not None and len(plan.checks) >= 2:
-        check_rates = _check_rates(plan, check_stack.read(extname, with_headers=False)[0], darks, cut)
+    if data.checks is not None:
+        check_rates = _check_rates(plan, data.checks, darks, cut)
     drift = np.ones(len(dits))
     if check_rates is not None:
         drift = _drift(plan, np.nanmedian(check_rates, axis=1))
