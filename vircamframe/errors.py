@@ -15,6 +15,7 @@ __all__ = [
     "PluginError",
     "ProductExistsError",
     "ProductWriteError",
+    "RefcatError",
     "RecipeInputError",
     "SOFError",
     "ToolError",
@@ -70,6 +71,10 @@ class ProductWriteError(VircamError):
 
 class ChainError(VircamError):
     """A chain cannot be planned or run: no recipe makes a target, a bad setup or workflow."""
+
+
+class RefcatError(VircamError):
+    """A reference catalogue cannot be had (offline, a missing file) or lacks a column."""
 
 
 class ToolError(VircamError):
