@@ -15,6 +15,7 @@ __all__ = [
     "PluginError",
     "ProductExistsError",
     "ProductWriteError",
+    "QualityGateError",
     "RecipeInputError",
     "RefcatError",
     "SOFError",
@@ -75,6 +76,10 @@ class ChainError(VircamError):
 
 class RefcatError(VircamError):
     """A reference catalogue cannot be had (offline, a missing file) or lacks a column."""
+
+
+class QualityGateError(VircamError):
+    """A result fails a quality gate (too few reference matches, too large a residual)."""
 
 
 class ToolError(VircamError):

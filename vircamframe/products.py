@@ -89,6 +89,21 @@ class ProductFile:
             data = data.astype(np.float32)
         self._append(fits.ImageHDU(data=data, header=self._ext_header(extname, header, qc, provenance)))
 
+    def add_header(
+        self,
+        extname: str,
+        header: fits.Header,
+        qc: Mapping[str, tuple[Any, str]] | None = None,
+        provenance: Sequence[str] = (),
+    ) -> None:
+        """Append a data-less image extension: a detector's header (a WCS solution, say).
+
+        The size keywords of the image it describes (``NAXISn``) are left out: the extension
+        has no data.
+        """
+        header = fits.Header([c for c in header.cards if not c.keyword.startswith("NAXIS")])
+        self._append(fits.ImageHDU(data=None, header=self._ext_header(extname, header, qc, provenance)))
+
     def add_table(
         self,
         extname: str,
@@ -129,7 +144,7 @@ class ProductFile:
             raise ValueError(f"{self.path.name}: extension {hdu.name} written twice")
         with self._disk_errors(), warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-            if isinstance(hdu, fits.ImageHDU) and "BZERO" not in hdu.header:
+            if isinstance(hdu, fits.ImageHDU) and hdu.data is not None and "BZERO" not in hdu.header:
                 _append_image(self.tmp_path, hdu)
             else:
                 fits.append(self.tmp_path, hdu.data, header=hdu.header, checksum=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 from astropy.coordinates import angular_separation
@@ -20,7 +21,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .errors import FitsInputError
 
-__all__ = ["replace_wcs", "tan_header", "wcs_difference"]
+__all__ = ["footprint", "replace_wcs", "tan_header", "wcs_difference"]
 
 _WCS_KEY = re.compile(
     r"^(?:(?:CTYPE|CUNIT|CRVAL|CRPIX|CDELT|CROTA|CRDER|CSYER|CNAME)\d+|(?:CD|PC|PV|PS)\d+_\d+|PROJP\d+"
@@ -140,6 +141,28 @@ def tan_header(header: fits.Header, shape: tuple[int, int], *, degree: int = 3,
     cards["RADESYS"] = (wcs.wcs.radesys.strip() or "ICRS", "Coordinate reference frame")
     cards["EQUINOX"] = (float(np.nan_to_num(wcs.wcs.equinox, nan=2000.0)), "Equinox (years)")
     return cards
+
+
+def footprint(chips: Iterable[tuple[fits.Header, tuple[int, int]]]) -> tuple[float, float, float]:
+    """The circle holding every chip: centre RA, Dec and radius [deg].
+
+    Parameters
+    ----------
+    chips : iterable of (Header, (ny, nx))
+        Each detector's header (with its WCS) and image shape.
+    """
+    ras, decs = [], []
+    for header, shape in chips:
+        ra, dec = _sky(_celestial(header), *_grid(shape, 5))
+        ras.append(ra)
+        decs.append(dec)
+    ra, dec = np.radians(np.concatenate(ras)), np.radians(np.concatenate(decs))
+    vectors = np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=1)
+    centre = vectors.mean(axis=0)
+    centre /= np.linalg.norm(centre)
+    radius = np.degrees(np.arccos(np.clip(vectors @ centre, -1.0, 1.0)).max())
+    return (float(np.degrees(np.arctan2(centre[1], centre[0])) % 360.0),
+            float(np.degrees(np.arcsin(centre[2]))), float(radius))
 
 
 def replace_wcs(header: fits.Header, wcs_cards: fits.Header) -> fits.Header:
