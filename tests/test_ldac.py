@@ -14,7 +14,7 @@ from vircamframe.errors import FitsInputError
 from vircamframe.external import run_tool
 from vircamframe.refcat.ldac import HEADER_COLUMN, IMHEAD, OBJECTS, read_ldac, write_ldac
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "vircam_realdata"
+REAL = Path(__file__).resolve().parent / "data" / "realdata"  # copies of shared/vircam_realdata
 CUTOUT = REAL / "astroquery_ukidss_wfcam_K_cutout.fits"  # image in extension 1 (WSAIMAGE)
 PARAMS = ["NUMBER", "X_IMAGE", "Y_IMAGE", "XWIN_IMAGE", "YWIN_IMAGE", "ERRAWIN_IMAGE", "X_WORLD",
           "Y_WORLD", "ERRA_WORLD", "ERRB_WORLD", "ERRTHETA_WORLD", "FLUX_AUTO", "MAG_AUTO", "FLAGS",

@@ -13,7 +13,7 @@ from vircamframe.errors import RefcatError
 from vircamframe.refcat import GAIA_DR3, TWOMASS_PSC, cone, read_catalog, spec_for
 from vircamframe.registry import strategies
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "vircam_realdata"
+REAL = Path(__file__).resolve().parent / "data" / "realdata"  # copies of shared/vircam_realdata
 
 
 def test_real_gaia_archive_rows_read_with_vizier_names():

@@ -23,7 +23,7 @@ from vircamframe.refcat import GAIA_DR3, read_catalog
 from vircamframe.refcat.gaia import mean_epoch, prepare_gaia, propagate, write_scamp_reference
 from vircamframe.refcat.ldac import IMHEAD, OBJECTS, read_ldac
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "vircam_realdata"
+REAL = Path(__file__).resolve().parent / "data" / "realdata"  # copies of shared/vircam_realdata
 MAS = 3.6e6  # mas per degree
 
 
