@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from astropy.io import fits
+
 from .dfs import next_record_index
 from .errors import RecipeInputError
 from .fitsio import read_primary_header
@@ -148,16 +150,19 @@ def select_calibration(
 
 # --- per-frame products: found through their provenance, never through file names ------------
 
-def parent_name(frame: Frame) -> str | None:
-    """The file a per-frame product was made from: its latest record's first raw input."""
-    header = read_primary_header(frame.path)
+def parent_name(frame: Frame, header: fits.Header | None = None) -> str | None:
+    """The file a per-frame product was made from: its latest record's first raw input.
+
+    ``header``: the product's primary header, when the caller has read it already.
+    """
+    header = read_primary_header(frame.path) if header is None else header
     last = next_record_index(header) - 1
     return header.get(f"ESO PRO REC{last} RAW1 NAME") if last >= 1 else None
 
 
-def original_tag(frame: Frame) -> str:
+def original_tag(frame: Frame, header: fits.Header | None = None) -> str:
     """The raw tag a product descends from (``OBJECT``, ``SKY``...): its first record's raw."""
-    header = read_primary_header(frame.path)
+    header = read_primary_header(frame.path) if header is None else header
     return str(header.get("ESO PRO REC1 RAW1 CATG", frame.tag))
 
 

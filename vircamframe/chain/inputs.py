@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..association import original_tag, parent_name
 from ..errors import ChainError, VircamError
+from ..fitsio import read_primary_header
 from ..frames import Frame, read_sof
 from ..keywords import frame_info
 from ..tags import RAW_TAGS
@@ -39,11 +40,14 @@ def _from_sof(sof: Path) -> list[PlanFrame]:
     return [_plan_frame(frame) for frame in read_sof(sof)]
 
 
-def _plan_frame(frame: Frame) -> PlanFrame:
-    info = frame_info(frame.path)
+def _plan_frame(frame: Frame, header=None) -> PlanFrame:
+    if header is None:  # read once: classification and provenance
+        header = read_primary_header(frame.path)
+    info = frame_info(frame.path, header)
     plan = PlanFrame.from_file(info, frame.tag)
     if info.tag is not None and info.tag not in RAW_TAGS:  # a product descends from its first raw
-        plan = dataclasses.replace(plan, root_tag=original_tag(frame), parent=parent_name(frame))
+        plan = dataclasses.replace(plan, root_tag=original_tag(frame, header),
+                                   parent=parent_name(frame, header))
     return plan
 
 
@@ -51,14 +55,15 @@ def _classified(paths: Iterable[Path], what: str, products: bool) -> list[PlanFr
     frames, unknown = [], []
     for path in paths:
         try:
-            info = frame_info(path)
+            header = read_primary_header(path)
+            info = frame_info(path, header)
         except VircamError as err:
             log.warning("skipped %s: %s", path, err)
             continue
         if info.tag is None or (products and info.tag in RAW_TAGS):
             unknown.append(path.name)
             continue
-        frames.append(_plan_frame(Frame(path, info.tag, "CALIB" if products else "")))
+        frames.append(_plan_frame(Frame(path, info.tag, "CALIB" if products else ""), header))
     if unknown:
         log.info("%s: %d file(s) no rule classifies, left out: %s", what, len(unknown),
                  ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else ""))
