@@ -52,9 +52,11 @@ def test_demo_makes_the_visions_layout(demo):
     n_object = sum(1 for f in truth["frames"] if f["tag"] == "OBJECT")
     n_sky = sum(1 for f in truth["frames"] if f["tag"] == "SKY")
     folder_of = {"BASIC_CALIBRATED_SCI": "processed", "SKYSUB_SCI": "processed", "WEIGHT_SCI": "processed",
-                 "MASTER_OBJMASK": "master_object", "MASTER_SKY": "master_object"}
+                 "MASTER_OBJMASK": "master_object", "MASTER_SKY": "master_object", "ASTROM_HEADER": "headers",
+                 "PHOTCAL_SCI": "processed", "MASTER_ILLUMCORR": "processed"}  # a job writes one folder
     counts = {"BASIC_CALIBRATED_SCI": n_object + n_sky, "MASTER_OBJMASK": n_object + n_sky,
-              "MASTER_SKY": n_object, "SKYSUB_SCI": n_object, "WEIGHT_SCI": n_object}
+              "MASTER_SKY": n_object, "SKYSUB_SCI": n_object, "WEIGHT_SCI": n_object,
+              "ASTROM_HEADER": n_object, "PHOTCAL_SCI": n_object, "MASTER_ILLUMCORR": 1}
     for tag, folder in folder_of.items():
         products = chain_products(science, tag)
         assert len(products) == counts[tag], tag
@@ -115,6 +117,8 @@ def test_setup_keys_map_onto_recipe_parameters(tmp_path):
     declared = {"sky_window", "mask_method", "destripe", "flat_method"}
     assert parsed.params(declared) == {"sky_window": 60.0, "mask_method": "noisechisel", "destripe": False}
     assert parsed.targets({"SKYSUB_SCI", "WEIGHT_SCI"}) == ["SKYSUB_SCI", "WEIGHT_SCI"]
+    assert parsed.targets({"SKYSUB_SCI", "WEIGHT_SCI", "PHOTCAL_SCI", "ASTROM_HEADER"}) == [
+        "SKYSUB_SCI", "WEIGHT_SCI", "ASTROM_HEADER", "PHOTCAL_SCI"]
     setup.write_text(yaml.safe_dump({"name": "n", "path_data": "r", "path_pype": "p", "n_jobs": "many"}))
     with pytest.raises(ChainError, match="n_jobs must be int, got 'many'"):
         read_setup(setup)

@@ -16,6 +16,7 @@ __all__ = [
     "EXTINCTION",
     "NEAREST_2MASS",
     "SKY_BRIGHTNESS",
+    "TWOMASS_WINDOW",
     "VEGA_TO_AB",
     "band_name",
     "vircam_magnitude",
@@ -59,6 +60,12 @@ SKY_BRIGHTNESS: dict[str, float] = {
 NEAREST_2MASS: dict[str, str] = {
     "Z": "J", "Y": "J", "J": "J", "H": "H", "Ks": "Ks", "NB118": "J", "NB980": "J", "NB990": "J",
 }
+
+# 2MASS magnitudes good for calibration, per 2MASS band: bright enough for errors below ~0.1
+# mag (the PSC's 10-sigma limits are J 15.8, H 15.1, Ks 14.3) and fainter than where 2MASS's own
+# 1.3 s exposures saturate (J ~9, H ~8.5, Ks ~8). A VIRCAM band uses the window of its nearest
+# 2MASS band (NEAREST_2MASS); the frames' own saturation is cut on separately.
+TWOMASS_WINDOW: dict[str, tuple[float, float]] = {"J": (9.0, 15.8), "H": (8.5, 15.1), "Ks": (8.0, 14.3)}
 
 # m_AB = m_Vega + offset. Only the bands DESIGN.md gives; other bands are not listed rather
 # than guessed (a KeyError is better than a silently wrong AB zero point).

@@ -21,7 +21,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .errors import FitsInputError
 
-__all__ = ["footprint", "replace_wcs", "tan_header", "wcs_difference"]
+__all__ = ["footprint", "replace_wcs", "tan_header", "wcs_cards", "wcs_difference"]
 
 _WCS_KEY = re.compile(
     r"^(?:(?:CTYPE|CUNIT|CRVAL|CRPIX|CDELT|CROTA|CRDER|CSYER|CNAME)\d+|(?:CD|PC|PV|PS)\d+_\d+|PROJP\d+"
@@ -163,6 +163,11 @@ def footprint(chips: Iterable[tuple[fits.Header, tuple[int, int]]]) -> tuple[flo
     radius = np.degrees(np.arccos(np.clip(vectors @ centre, -1.0, 1.0)).max())
     return (float(np.degrees(np.arctan2(centre[1], centre[0])) % 360.0),
             float(np.degrees(np.arcsin(centre[2]))), float(radius))
+
+
+def wcs_cards(header: fits.Header) -> fits.Header:
+    """The celestial WCS cards of ``header`` (those :func:`replace_wcs` replaces), in order."""
+    return fits.Header([card for card in header.cards if _WCS_KEY.match(card.keyword)])
 
 
 def replace_wcs(header: fits.Header, wcs_cards: fits.Header) -> fits.Header:

@@ -52,6 +52,7 @@ VISIONS_LAYOUT: dict[str, str] = {
     "WEIGHT_SCI": "processed",
     "PHOTCAL_SCI": "processed",
     "ASTROM_HEADER": "headers",
+    "ASTROM_QC": "qc",
     "RESAMPLED_SCI": "resampled",
     "JITTERED_IMAGE_SCI": "stacks",
     "TILED_IMAGE": "tile",
@@ -61,6 +62,9 @@ VISIONS_LAYOUT: dict[str, str] = {
 CALIBRATION_TARGETS = ("MASTER_DARK", "MASTER_CHANNEL_TABLE", "MASTER_BPM", "MASTER_READGAIN_TABLE",
                        "MASTER_TWILIGHT_FLAT", "MASTER_CONF")
 SCIENCE_TARGETS = ("SKYSUB_SCI", "WEIGHT_SCI")
+# the calibrated pawprints: asked for whenever a recipe makes them (like VISIONS, which always
+# calibrates astrometry and photometry)
+CALIBRATED_TARGETS = ("ASTROM_HEADER", "PHOTCAL_SCI")
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,7 @@ class PipelineSetup:
         """The products to make; ``build_*`` products no recipe makes yet are logged and left out."""
         if self.is_calibration:
             return list(CALIBRATION_TARGETS)
-        wanted = list(SCIENCE_TARGETS)
+        wanted = list(SCIENCE_TARGETS) + [tag for tag in CALIBRATED_TARGETS if tag in makeable]
         for key, products in _BUILD.items():
             if self.values[key]:
                 for product in products:

@@ -117,11 +117,13 @@ def _alternative(spec: CatalogSpec) -> str:
 
 
 def _host(server: str | None) -> str:
-    """``server`` (or astroquery's configured mirror) as ``host[:port]``."""
+    """``server`` (else ``$VIRCAM_VIZIER_SERVER``, else astroquery's configured mirror) as
+    ``host[:port]``. The variable reaches recipes run by a chain: a mirror astroquery does not
+    list, or a local stand-in."""
     if server is None:
         from astroquery.vizier import conf
 
-        server = conf.server
+        server = os.environ.get("VIRCAM_VIZIER_SERVER") or conf.server
     host = str(server).strip()
     if host.lower().startswith("https://"):
         host = host[len("https://"):]

@@ -88,6 +88,27 @@ def _origfile(fp: FramePlan) -> str:
     return f"VIRCAM_IMG_{kind}{fp.obs_id % 1000:03d}_{fp.tpl_expno:04d}.fits"
 
 
+# The illumination pattern: sources (not the sky) are multiplied by P(x, y), a smooth function
+# of the position in the focal plane (degrees from the optical axis, instrument frame). It is the
+# error a twilight flat carries (scattered light) that photometric calibration's illumination
+# correction removes: a few per cent, mean ~1 over the focal plane.
+ILLUMINATION_RADIAL = 0.04  # fractional change between the axis and r = 0.75 deg
+ILLUMINATION_TILT = 0.015  # fractional change per 0.75 deg along the detector x axis
+
+
+def illumination_pattern(xi: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Source-flux factor at focal-plane position ``(xi, eta)`` [deg, instrument frame]."""
+    r2 = (np.square(xi) + np.square(eta)) / 0.75**2
+    return 1.0 - ILLUMINATION_RADIAL * (r2 - 0.5) + ILLUMINATION_TILT * np.asarray(xi) / 0.75
+
+
+def _chip_illumination(chip: ChipGeometry, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """:func:`illumination_pattern` at 1-based pixel positions of one chip."""
+    dx, dy = np.asarray(px) - chip.crpix[0], np.asarray(py) - chip.crpix[1]
+    return illumination_pattern(chip.cd[0, 0] * dx + chip.cd[0, 1] * dy,
+                                chip.cd[1, 0] * dx + chip.cd[1, 1] * dy)
+
+
 def _lamp_pattern(chip: ChipGeometry, nx: int) -> tuple[float, float, float]:
     """Linearised lamp illumination (1 - 5 % (r / 0.75 deg)^2) over one chip."""
     cen = (nx - 1) / 2.0
@@ -126,6 +147,7 @@ def _source_rate(sky: _Sky, fp: FramePlan, chip: ChipGeometry, nx: int,
     sel, x, y, flux = sky.frame(fp)
     cd = chip.rotated_cd(fp.posang)
     px, py = intermediate_to_pixel(x, y, chip.crpix, cd)
+    flux = flux * _chip_illumination(chip, px, py)
     px -= 1.0
     py -= 1.0
     pixscale = chip.pixel_scale_arcsec
@@ -256,12 +278,18 @@ CONVENTIONS = {
     "reset_level": "mean of an uncorrelated (RESET) read, ADU.",
     "ndit_offset": "ADU added to a raw frame per extra NDIT.",
     "zero_point": "magnitude (Vega, in the filter) giving 1 ADU/s of total flux on pixels "
-                  "with flat = 1, at the frame's mean airmass (smaller presets: throughput "
-                  "reduced by the pixel-area factor, so per-pixel levels match the real camera).",
+                  "with flat = 1 and illumination P = 1, at the frame's mean airmass (smaller "
+                  "presets: throughput reduced by the pixel-area factor, so per-pixel levels match "
+                  "the real camera).",
     "seeing": "rendered PSF FWHM in arcsec (Moffat beta = 3); seeing_atmosphere before the "
               "preset's minimum FWHM in pixels.",
     "pointing": "true optical axis (CRVAL of the truth WCS); header_pointing carries the error.",
     "bpm_codes": {"1": "hot", "2": "warm", "4": "dead", "8": "noisy read-out region"},
+    "illumination": "sources (stars and galaxies, not the sky) are multiplied by "
+                    "truth/illumination.fits, P = 1 - 0.04 ((r/0.75 deg)^2 - 0.5) + 0.015 xi/0.75 deg "
+                    "with (xi, eta) the focal-plane position from the optical axis (instrument frame):"
+                    " the twilight flat's error an illumination correction removes. Star magnitudes"
+                    " on the images are MAG - 2.5 log10(P).",
     "flat": "truth/flat.fits: QE x large-scale x channel x pixel-to-pixel response (dead "
             "pixels included), same for twilight, sky and lamp (the lamp adds its own "
             "illumination pattern).",
@@ -314,7 +342,7 @@ def simulate(
         result.tags[paths[fp.index]] = fp.tag
     cat = make_catalog(_rng(seed, 31), plan.regions)
     sky = _Sky(cat, plan, band) if any(fp.region >= 0 for fp in frames) else None
-    truth_paths = {k: truth_dir / f"{k}.fits" for k in ("bpm", "flat", "dark_rate")}
+    truth_paths = {k: truth_dir / f"{k}.fits" for k in ("bpm", "flat", "dark_rate", "illumination")}
     det_truth = _render(seed, pre, frames, paths, sky, compress, truth_paths)
     geoms = chip_geometries(pre.nx)
     cw = pre.channel_width
@@ -356,7 +384,7 @@ def simulate(
                    for fp in frames],
         "files": {
             "bpm": "bpm.fits", "flat": "flat.fits", "dark_rate": "dark_rate.fits",
-            "stars": "stars.fits",
+            "illumination": "illumination.fits", "stars": "stars.fits",
         },
     }
     result.truth = write_truth_json(truth_dir / "truth.json", truth)
@@ -397,6 +425,9 @@ def _render(
             append_image(truth_paths["bpm"], maps.bpm, extname)
             append_image(truth_paths["flat"], maps.flat, extname)
             append_image(truth_paths["dark_rate"], maps.dark_rate, extname)
+            pix = np.arange(1, pre.nx + 1, dtype=float)
+            append_image(truth_paths["illumination"],
+                         _chip_illumination(chip, pix[None, :], pix[:, None]).astype(np.float32), extname)
         chip_id = f"VRG-{1000 + 37 * det.chip}"
         for fp in frames:
             img = _frame_image(seed, fp, det, maps, chip, pre.nx, sky, pre.min_fwhm_px)

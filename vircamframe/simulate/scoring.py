@@ -19,7 +19,11 @@ __all__ = [
     "aperture_fluxes",
     "background_flatness",
     "centroid",
+    "exact_twomass",
     "high_pass",
+    "illumination_truth",
+    "photometry_scores",
+    "reduced_zero_points",
     "sky_pattern_rms",
     "skysub_stripes",
     "star_flux_ratios",
@@ -155,3 +159,109 @@ def star_flux_ratios(
             good = flux_b > 0
             ratios.extend(flux_f[good] / flux_b[good])
     return np.array(ratios)
+
+
+def reduced_zero_points(
+    pawprint: str | os.PathLike, master_flat: str | os.PathLike, run: str | os.PathLike,
+) -> dict[int, float]:
+    """True zero point of each detector of a calibrated pawprint [mag for 1 ADU per DIT].
+
+    The simulator's frame zero point is for 1 ADU/s at flat 1 (and illumination 1); the
+    pipeline divides by its normalised flat and multiplies by the gain correction, so a star
+    of true rate ``r`` reads ``r DIT s`` with ``s`` the median over the detector of truth flat
+    x GAINCOR / master flat. Dead pixels (truth flat < 0.5) are left out.
+    """
+    import json
+    from pathlib import Path
+
+    truth = json.loads(Path(run, "truth", "truth.json").read_text())
+    name = fits.getval(pawprint, "ESO PRO REC1 RAW1 NAME")  # the raw frame it descends from
+    frame = next((f for f in truth["frames"] if f["file"] == name), None)
+    if frame is None or frame.get("zero_point") is None:
+        raise KeyError(f"{name}: no on-sky frame of that name in the truth of {run}")
+    result = {}
+    with fits.open(pawprint) as paw, fits.open(master_flat) as flat, \
+            fits.open(os.path.join(run, "truth", "flat.fits")) as true_flat:
+        for chip in range(1, N_DETECTORS + 1):
+            extname = f"DET1.CHIP{chip}"
+            gaincor = float(paw[extname].header.get("ESO DRS GAINCOR", 1.0))
+            t, m = true_flat[extname].data.astype(float), flat[extname].data.astype(float)
+            good = (t > 0.5) & np.isfinite(m) & (m > 0)
+            scale = float(np.median(t[good] * gaincor / m[good]))
+            result[chip] = frame["zero_point"] + 2.5 * np.log10(frame["dit"] * scale)
+    return result
+
+
+def illumination_truth(run: str | os.PathLike) -> dict[int, np.ndarray]:
+    """Per detector, the true illumination pattern as a zero-point map [mag], 2.5 log10(P)."""
+    with fits.open(os.path.join(run, "truth", "illumination.fits")) as hdul:
+        return {chip: 2.5 * np.log10(hdul[f"DET1.CHIP{chip}"].data.astype(float))
+                for chip in range(1, N_DETECTORS + 1)}
+
+
+def photometry_scores(
+    photcal: Sequence[str | os.PathLike], skysub: Sequence[str | os.PathLike], illumcorr: str | os.PathLike,
+    master_flat: str | os.PathLike, run: str | os.PathLike,
+) -> dict:
+    """How well a photometric calibration recovered the simulator's zero points and pattern.
+
+    Parameters
+    ----------
+    photcal, skysub : sequence of path
+        The PHOTCAL_SCI products and the SKYSUB_SCI pawprints they were made from, in order.
+    illumcorr : path
+        The MASTER_ILLUMCORR of the run (its STARS table says which detectors had stars).
+    master_flat : path
+        The MASTER_TWILIGHT_FLAT the pawprints were flat-fielded with.
+
+    Returns
+    -------
+    dict
+        ``offsets``: per pawprint, (our MAGZPT + mean correction) - (true zero point + mean true
+        pattern) over the detectors with stars [mag] (the split between a frame zero point and
+        the illumination map is a normalisation choice; this comparison is free of it);
+        ``detectors``: those detectors; ``pattern_rms``: rms of the true pattern over them;
+        ``residual_rms``: rms of (our map - true map), both less their means [mag]; the true map
+        is the pattern plus each detector's true zero-point offset from the others (the
+        gain-harmonisation error of the flat).
+    """
+    stars = Table.read(illumcorr, "STARS")
+    detectors = sorted(set(np.asarray(stars["DETECTOR"])[np.asarray(stars["USED"], bool)].tolist()))
+    truth = illumination_truth(run)
+    with fits.open(illumcorr) as hdul:
+        ours = {d: -2.5 * np.log10(hdul[f"DET1.CHIP{d}"].data.astype(float)) for d in detectors}
+    # the true pattern on the map's grid (cell centres)
+    true_maps = {}
+    for d in detectors:
+        n, grid = truth[d].shape[0], ours[d].shape[0]
+        index = (n / grid * (np.arange(grid) + 0.5)).astype(int)
+        true_maps[d] = truth[d][np.ix_(index, index)]
+    offsets, detector_zp = [], []
+    for product, pawprint in zip(photcal, skysub, strict=True):
+        zp = float(fits.getval(product, "ESO QC MAGZPT"))
+        true_zp = reduced_zero_points(pawprint, master_flat, run)
+        detector_zp.append([true_zp[d] for d in detectors])
+        offsets.append(np.mean([zp + ours[d].mean() for d in detectors])
+                       - np.mean([true_zp[d] + true_maps[d].mean() for d in detectors]))
+    # the true correction: the pattern plus each detector's zero-point difference (the
+    # pipeline's flat harmonises the detectors' gains only as well as the twilight allows)
+    relative = np.mean(detector_zp, axis=0) - np.mean(detector_zp)
+    fit_all = np.concatenate([ours[d].ravel() for d in detectors])
+    true_all = np.concatenate([true_maps[d].ravel() + relative[i] for i, d in enumerate(detectors)])
+    residual = (fit_all - fit_all.mean()) - (true_all - true_all.mean())
+    return {"offsets": np.array(offsets), "detectors": detectors, "pattern_rms": float(np.std(true_all)),
+            "residual_rms": float(np.std(residual))}
+
+
+def exact_twomass(run: str | os.PathLike, path: str | os.PathLike, faint: float = 16.0) -> str | os.PathLike:
+    """Write the simulator's true stars as a 2MASS PSC table (VizieR II/246 columns), errors
+    0.005 mag, quality A, positions at the observation epoch: a noise-free reference, so that
+    what is left of a photometric calibration's error is the pipeline's own."""
+    stars = Table.read(os.path.join(run, "truth", "stars.fits"))
+    stars = stars[(stars["KIND"] == 0) & (stars["J_2MASS"] < faint)]
+    n = len(stars)
+    error = np.full(n, 0.005, np.float32)
+    Table({"RAJ2000": stars["RA_OBS"], "DEJ2000": stars["DEC_OBS"],
+           "Jmag": stars["J_2MASS"], "e_Jmag": error, "Hmag": stars["H_2MASS"], "e_Hmag": error,
+           "Kmag": stars["KS_2MASS"], "e_Kmag": error, "Qflg": np.full(n, "AAA")}).write(path, overwrite=True)
+    return path
