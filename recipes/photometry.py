@@ -12,7 +12,6 @@ from vircamframe.association import by_parent
 from vircamframe.errors import ParameterError, QualityGateError, RecipeInputError
 from vircamframe.fitsio import open_fits
 from vircamframe.naming import master_name, per_frame_name, setup_label
-from vircamframe.numerics.photometry import unit_coordinates
 from vircamframe.parameters import Parameter
 from vircamframe.passbands import EXTINCTION, NEAREST_2MASS, TWOMASS_WINDOW
 from vircamframe.photometry import (
@@ -23,11 +22,11 @@ from vircamframe.photometry import (
     detector_illumination_cards,
     frame_band,
     illumination_cards,
+    scale_to_zero_point,
 )
 from vircamframe.recipe import Input, Output, Recipe
 from vircamframe.registry import strategy_names
 from vircamframe.tags import SKY_TARGETS
-from vircamframe.wcs import replace_wcs, wcs_cards
 
 
 class Photometry(Recipe):
@@ -232,32 +231,15 @@ class Photometry(Recipe):
                 if hdu.data is None:
                     continue
                 detector = int(hdu.header["ESO DET CHIP NO"])
-                ny, nx = hdu.data.shape
-                uu, vv = unit_coordinates(
-                    np.arange(1, nx + 1)[None, :], np.arange(1, ny + 1)[:, None], (ny, nx)
-                )
-                delta = solution.fit.delta(detector, *np.broadcast_arrays(uu, vv))
-                scale = (10 ** (0.4 * (target_zp - zp - delta))).astype(np.float32)
-                mean_scale = float(np.mean(scale))
-                header = replace_wcs(hdu.header, wcs_cards(wcs_hdul[hdu.name].header))
-                if "GAIN" in header:
-                    header["GAIN"] = (float(header["GAIN"]) / mean_scale, header.comments["GAIN"])
-                if "SATURATE" in header:
-                    header["SATURATE"] = (float(header["SATURATE"]) * mean_scale, header.comments["SATURATE"])
-                header["HIERARCH ESO DRS ZPSCALE"] = (
-                    mean_scale,
-                    "mean flux scale applied (with illumination)",
+                data, header = scale_to_zero_point(
+                    hdu.data, hdu.header, wcs_hdul[hdu.name].header, solution.fit, detector, zp, target_zp
                 )
                 det_zp, det_err, det_n = per_detector.get(detector, (float("nan"), float("nan"), 0))
-                det_qc = {
-                    "MAGZPT": (
-                        det_zp if np.isfinite(det_zp) else zp,
-                        "[mag] this detector's stars, illumination-corrected",
-                    ),
-                    "MAGZERR": (det_err if np.isfinite(det_err) else zp_err, "[mag] error of MAGZPT"),
-                    "NSTARS": (det_n, "2MASS stars used on this detector"),
-                }
-                out.add_image(hdu.name, hdu.data * scale, header, det_qc, [frame.name, Path(illum).name])
+                det_qc = {"NSTARS": (det_n, "2MASS stars used on this detector")}
+                if np.isfinite(det_zp):  # a detector without stars has the frame's zero point only
+                    det_qc["MAGZPT"] = (det_zp, "[mag] this detector's stars, illumination-corrected")
+                    det_qc["MAGZERR"] = (det_err, "[mag] error of MAGZPT")
+                out.add_image(hdu.name, data, header, det_qc, [frame.name, Path(illum).name])
 
 
 def _window(text: str, band: str) -> tuple[float, float]:

@@ -38,7 +38,7 @@ from .passbands import COLOUR_EQUATIONS, band_name
 from .refcat import TWOMASS_PSC
 from .refcat.ldac import read_ldac
 from .sextractor import run_sextractor
-from .wcs import footprint
+from .wcs import footprint, replace_wcs, wcs_cards
 
 __all__ = [
     "APERTURE_DIAMETERS",
@@ -52,6 +52,7 @@ __all__ = [
     "illumination_cards",
     "measure_stars",
     "reference_stars",
+    "scale_to_zero_point",
 ]
 
 log = logging.getLogger(__name__)
@@ -528,6 +529,45 @@ def detector_illumination_cards(fit: ZeroPointFit, detector: int, shape: tuple[i
         for (row, col), value in np.ndenumerate(fit.geometry[detector]):
             cards[f"ESO DRS ILLUM A{row + 1}{col + 1}"] = (float(value), "[deg] (xi, eta) = A (1, u, v)")
     return cards
+
+
+def scale_to_zero_point(
+    data: np.ndarray,
+    header: fits.Header,
+    wcs_header: fits.Header,
+    fit: ZeroPointFit,
+    detector: int,
+    zero_point: float,
+    target: float,
+) -> tuple[np.ndarray, fits.Header]:
+    """One detector divided by its illumination correction and put on zero point ``target``.
+
+    Parameters
+    ----------
+    data, header : ndarray, Header
+        The detector of a SKYSUB_SCI pawprint [ADU per DIT] and its header.
+    wcs_header : Header
+        Its astrometric solution (the ASTROM_HEADER extension): the WCS cards replace the old.
+    fit : ZeroPointFit
+        The calibration; ``zero_point`` is the pawprint's [mag for 1 ADU per DIT].
+
+    Returns
+    -------
+    data, header
+        ``data x 10^(0.4 (target - zero_point - delta))`` as float32, and the header with GAIN
+        divided and SATURATE multiplied by the mean of that scale (recorded as DRS ZPSCALE;
+        RDNOISE is in electrons and does not change). Not named FLXSCALE: SWarp would apply it.
+    """
+    delta = correction_map(fit, detector, data.shape)
+    scale = (10 ** (0.4 * (target - zero_point - delta))).astype(np.float32)
+    mean_scale = float(np.mean(scale))
+    header = replace_wcs(header, wcs_cards(wcs_header))
+    if "GAIN" in header:
+        header["GAIN"] = (float(header["GAIN"]) / mean_scale, header.comments["GAIN"])
+    if "SATURATE" in header:
+        header["SATURATE"] = (float(header["SATURATE"]) * mean_scale, header.comments["SATURATE"])
+    header["HIERARCH ESO DRS ZPSCALE"] = (mean_scale, "mean flux scale applied (with illumination)")
+    return data * scale, header
 
 
 def airmass(path: Path) -> float:
