@@ -119,6 +119,12 @@ def test_setup_keys_map_onto_recipe_parameters(tmp_path):
     assert parsed.targets({"SKYSUB_SCI", "WEIGHT_SCI"}) == ["SKYSUB_SCI", "WEIGHT_SCI"]
     assert parsed.targets({"SKYSUB_SCI", "WEIGHT_SCI", "PHOTCAL_SCI", "ASTROM_HEADER"}) == [
         "SKYSUB_SCI", "WEIGHT_SCI", "ASTROM_HEADER", "PHOTCAL_SCI"]
+    # no local reference tables: astrometry and photometry ask VizieR
+    assert parsed.provider_params() == {"vircam_astrometry": {"refcat_provider": "vizier"},
+                                        "vircam_photometry": {"refcat_provider": "vizier"}}
+    setup.write_text(yaml.safe_dump({"name": "n", "path_data": "r", "path_pype": "p",
+                                     "local_2mass_catalog": "2mass.fits"}))
+    assert read_setup(setup).provider_params() == {"vircam_astrometry": {"refcat_provider": "vizier"}}
     setup.write_text(yaml.safe_dump({"name": "n", "path_data": "r", "path_pype": "p", "n_jobs": "many"}))
     with pytest.raises(ChainError, match="n_jobs must be int, got 'many'"):
         read_setup(setup)

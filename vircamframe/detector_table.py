@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 import numpy as np
 from astropy.table import Table
+from astropy.units import UnitsWarning
 
 from .errors import FitsInputError
 
@@ -65,7 +67,9 @@ def read_readgain_table(path: str | os.PathLike) -> dict[int, tuple[float, float
         value is not a positive number.
     """
     try:
-        table = Table.read(path, hdu="READGAIN")
+        with warnings.catch_warnings():  # the detector units (e-/ADU, ADU) are not FITS units
+            warnings.simplefilter("ignore", UnitsWarning)
+            table = Table.read(path, hdu="READGAIN")
     except (OSError, ValueError, KeyError) as err:
         raise FitsInputError(f"{path}: no READGAIN table ({err})") from None
     missing = {"DETECTOR", "GAIN", "READNOISE"} - set(table.colnames)

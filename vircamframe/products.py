@@ -123,6 +123,7 @@ class ProductFile:
                 hdu.header.append(card)
         for index, name in enumerate(table.colnames, start=1):
             if units and name in units:
+                hdu.columns[name].unit = units[name]  # the column definitions are what gets written
                 hdu.header[f"TUNIT{index}"] = units[name]
         self._append(hdu)
 

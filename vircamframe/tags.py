@@ -99,6 +99,7 @@ PRODUCT_TAGS: dict[str, str] = {
     "SKYSUB_SCI": "sky-subtracted, destriped pawprint",
     "WEIGHT_SCI": "weight map of a pawprint",
     "ASTROM_HEADER": "astrometric solution of a pawprint",
+    "ASTROM_QC": "astrometric QC table: rms, matches and offsets vs Gaia per detector and pawprint",
     "MASTER_ILLUMCORR": "illumination correction",
     "PHOTCAL_SCI": "photometrically calibrated pawprint",
     "RESAMPLED_SCI": "pawprint resampled onto the tile grid",

@@ -115,7 +115,7 @@ SETUP_KEYS: dict[str, SetupKey] = {
     "subtract_background": SetupKey(bool, True, "subtract a 2-D background", "subtract_background"),
     "background_mesh_size": SetupKey(int, 64, "background mesh [pixels]", "background_mesh_size"),
     "background_mesh_filtersize": SetupKey(int, 3, "background filter [meshes]", "background_filter_size"),
-    "scamp_mode": SetupKey(str, "loose", "SCAMP mosaic mode (loose, fix_focalplane)", "scamp_mode"),
+    "scamp_mode": SetupKey(str, "auto", "SCAMP mode (auto, exposure, instrument, loose, ...)", "scamp_mode"),
     "illumination_correction_mode": SetupKey(str, "variable", "variable or constant",
                                              "illumination_correction_mode"),
     "resampling_kernel": SetupKey(str, "lanczos3", "SWarp resampling kernel", "resampling_kernel"),
@@ -167,6 +167,15 @@ class PipelineSetup:
             else:
                 log.warning("%s: no recipe of this chain has parameter %s yet; ignored", key, spec.param)
         return params
+
+    def provider_params(self) -> dict[str, dict[str, str]]:
+        """Per recipe, ``refcat_provider: vizier`` where no local catalogue is given (VISIONS
+        queries the archives unless told to use a local table; offline, the error names the
+        local key)."""
+        return {recipe: {"refcat_provider": "vizier"}
+                for key, recipe in (("local_gaia_catalog", "vircam_astrometry"),
+                                    ("local_2mass_catalog", "vircam_photometry"))
+                if not self.values[key]}
 
     def calibrations(self) -> list[Path | Frame]:
         """User-given calibrations: a calibration run's masters and the local catalogues."""
@@ -235,7 +244,8 @@ def pipeline_chain(setup: PipelineSetup) -> Chain:
     return Chain(
         raw, setup.targets(makeable), setup.out,
         calibs=setup.calibrations(),
-        params={"*": setup.params(declared)},
+        params={"*": setup.params(declared),
+                **{r: p for r, p in setup.provider_params().items() if r in recipes}},
         layout=VISIONS_LAYOUT,
         executor=values["executor"],
         n_jobs=values["n_jobs"] or None,
