@@ -35,5 +35,8 @@ def test_y_band_zero_points_follow_the_colour_equation(tmp_path):
                                [skysub[f.name.replace(".photcal.", ".skysub.")] for f in photcal],
                                illumcorr[0].path, flat[0].path, run)
     offsets = scores["offsets"]
+    # measured on tiny (seed 3): +0.016 mean, 0.025 worst. Y's equation doubles 2MASS's errors
+    # (1.61 J - 0.61 H), tiny's pawprints hold ~20 usable stars, and tiny's 2.7" pixels add
+    # +0.005 of crowding (test_photometry.py, exact reference); Z on `small`: see the note
     assert abs(np.mean(offsets)) < 0.02, offsets
     assert np.max(np.abs(offsets)) < 0.03, offsets
