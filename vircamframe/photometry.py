@@ -33,6 +33,7 @@ from .numerics.photometry import (
     aperture_correction,
     fit_zero_points,
     unit_coordinates,
+    weighted_clipped_mean,
 )
 from .passbands import COLOUR_EQUATIONS, band_name
 from .refcat import TWOMASS_PSC
@@ -261,8 +262,6 @@ class PhotometricSolution:
     def detector_zero_points(self, frame: int) -> dict[int, tuple[float, float, int]]:
         """Per detector: clipped mean of its stars' illumination-corrected zero points in
         ``frame``, the error and the star count [mag]."""
-        from .numerics.photometry import weighted_clipped_mean
-
         result = {}
         rows = self.stars[self.stars["FRAME"] == frame]
         for detector in sorted(set(rows["DETECTOR"].tolist())):
