@@ -36,6 +36,7 @@ __all__ = [
     "associate",
     "by_parent",
     "describe_setup",
+    "lineage",
     "matches",
     "original_tag",
     "parent_name",
@@ -166,9 +167,28 @@ def original_tag(frame: Frame, header: fits.Header | None = None) -> str:
     return str(header.get("ESO PRO REC1 RAW1 CATG", frame.tag))
 
 
+def lineage(frame: Frame, header: fits.Header | None = None) -> list[str]:
+    """``frame``'s file name, then the files it was made from, nearest first.
+
+    Read from the provenance: the first raw input of each ``PRO RECi`` record, latest record
+    first (``X.photcal.fits`` <- ``X.skysub.fits`` <- ``X.basic.fits`` <- ``X.fits``).
+    """
+    header = read_primary_header(frame.path) if header is None else header
+    names = [frame.name]
+    for index in range(next_record_index(header) - 1, 0, -1):
+        name = header.get(f"ESO PRO REC{index} RAW1 NAME")
+        if name and name not in names:
+            names.append(str(name))
+    return names
+
+
 def by_parent(frames: Sequence[Frame], candidates: Sequence[Frame], tag: str, recipe: str,
               required: bool = True) -> list[Frame | None]:
     """For each of ``frames``, the ``tag`` product among ``candidates`` made from it.
+
+    Made from the frame itself or, failing that, from its nearest ancestor with one (a
+    pawprint's weight is made from its basic-calibrated frame, alongside the sky-subtracted
+    pawprint that later products descend from).
 
     Raises
     ------
@@ -181,7 +201,11 @@ def by_parent(frames: Sequence[Frame], candidates: Sequence[Frame], tag: str, re
             made_from.setdefault(parent_name(candidate) or "", []).append(candidate)
     found: list[Frame | None] = []
     for frame in frames:
-        products = made_from.get(frame.name, [])
+        products: list[Frame] = []
+        for name in lineage(frame) if made_from else []:
+            products = made_from.get(name, [])
+            if products:
+                break
         if len(products) > 1:
             names = ", ".join(p.name for p in products)
             raise RecipeInputError(f"{recipe}: {len(products)} {tag} made from {frame.name}: {names}")

@@ -28,6 +28,7 @@ class FrameInfo:
     filter: str | None
     mjd: float | None
     obs_name: str | None = None
+    offset: int | None = None  # OFFSET_I: the pawprint position within a tile (1..6)
 
 
 def frame_info(path: str | os.PathLike, header: fits.Header | None = None) -> FrameInfo:
@@ -47,6 +48,7 @@ def frame_info(path: str | os.PathLike, header: fits.Header | None = None) -> Fr
         filter=optional("ESO INS FILT1 NAME", str),
         mjd=optional("MJD-OBS", float),
         obs_name=optional("ESO OBS NAME", str),
+        offset=optional("OFFSET_I", int),
     )
 
 

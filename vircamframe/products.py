@@ -81,11 +81,16 @@ class ProductFile:
         header: fits.Header | None = None,
         qc: Mapping[str, tuple[Any, str]] | None = None,
         provenance: Sequence[str] = (),
+        float64: bool = False,
     ) -> None:
-        """Append one image extension (float32 unless the array is integer or boolean)."""
+        """Append one image extension (float32 unless the array is integer or boolean).
+
+        ``float64=True`` keeps double precision, for values float32 cannot hold (MJDs: its
+        7 digits leave minutes at MJD 58000).
+        """
         if data.dtype == bool:
             data = data.astype(np.uint8)
-        elif data.dtype.kind == "f" and data.dtype != np.float32:
+        elif data.dtype.kind == "f" and data.dtype != np.float32 and not float64:
             data = data.astype(np.float32)
         self._append(fits.ImageHDU(data=data, header=self._ext_header(extname, header, qc, provenance)))
 

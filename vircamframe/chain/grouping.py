@@ -100,6 +100,7 @@ GROUP_KEYS = {
     "readmode": lambda frame: frame.info.readmode,
     "filter": lambda frame: frame.info.filter,
     "ob": lambda frame: frame.info.obs_name,
+    "offset": lambda frame: frame.info.offset,
     "night": _night,
     "frame": lambda frame: frame.root_name if frame.path is None else _base(frame.path.name),
 }
@@ -126,6 +127,8 @@ def _format(key: str, value) -> str:
         return f"dit{value:g}"
     if key == "ndit":
         return f"ndit{value}"
+    if key == "offset":
+        return f"offset{value}"
     return re.sub(r"[^A-Za-z0-9.+-]+", "-", str(value)).strip("-") or "x"
 
 

@@ -126,6 +126,7 @@ class _Planner:
                     if output.per_frame:
                         self.per_frame.add(output.category)
         self.jobs: dict[str, list[Job]] = {}
+        self.outputs: dict[str, PlanFrame] = {}  # every planned product by id, for lineages
         self.active: list[str] = []
         self.notes: list[str] = []
 
@@ -165,6 +166,7 @@ class _Planner:
             job = self._job(cls, params, job_id, members, raw_specs)
             if job is not None:
                 jobs.append(job)
+                self.outputs.update((f.id, f) for f in job.outputs)
         self.active.pop()
         self.jobs[name] = jobs
         return jobs
@@ -206,6 +208,20 @@ class _Planner:
         deps = {f.job for f in raws if f.job} | {c.frame.job for c in calibs if c.frame.job}
         return Job(job_id, cls.name, raws, calibs, outputs, self.layout(cls), frozenset(deps))
 
+    def _closest_relative(self, frame: PlanFrame, made: list[PlanFrame]) -> list[PlanFrame]:
+        """The per-frame products in ``made`` of ``frame`` or of its nearest ancestor.
+
+        A pawprint's weight is made from its basic-calibrated frame alongside the sky-subtracted
+        one, so the photometric pawprint (a product of that) finds it one generation up.
+        """
+        node: PlanFrame | None = frame
+        while node is not None:
+            found = [f for f in made if f.parent == node.id]
+            if found:
+                return found
+            node = self.outputs.get(node.parent) if node.parent else None
+        return []
+
     def _associate(self, recipe: str, tag: str, spec: Input, raws: list[PlanFrame]):
         """The ``tag`` calibrations for ``raws``, and a one-line problem when one is missing."""
         user = self.given[tag]
@@ -214,7 +230,7 @@ class _Planner:
         if tag in self.per_frame:  # a product made from each frame: found by its parent
             for raw in raws:
                 given = [f for f in user if raw.path is not None and f.parent == raw.path.name]
-                own = [f for f in made if f.parent == raw.id]
+                own = self._closest_relative(raw, made)
                 if not given and not own:
                     return chosen, f"no {tag} made from {raw.label}"
                 chosen.append(Calibration(given[0], "user") if given else Calibration(own[0], "frame"))

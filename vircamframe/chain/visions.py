@@ -86,7 +86,7 @@ def _bool(value: Any) -> bool:
 
 _BUILD: dict[str, tuple[str, ...]] = {  # build_* key -> the products it asks for
     "build_stacks": ("JITTERED_IMAGE_SCI",),
-    "build_tile": ("TILED_IMAGE",),
+    "build_tile": ("TILED_IMAGE", "STAT_EXPTIME", "STAT_NIMG", "STAT_MJD", "STAT_ASTRMS"),
     "build_phase3": ("PHASE3_IMAGE",),
     "build_public_catalog": ("PUBLIC_CATALOGUE",),
 }

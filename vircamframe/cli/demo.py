@@ -17,6 +17,7 @@ import yaml
 from ..chain.inputs import find_fits
 from ..chain.visions import pipeline_chain, read_setup
 from ..logconfig import configure_logging
+from ..simulate.plan import FILTERS
 from ..sorting import execute_sort, plan_sort
 from .errors import user_errors
 
@@ -50,11 +51,13 @@ def _setups(out: Path, n_jobs: int | None, executor: str) -> list[Path]:
 @click.option("--preset", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True,
               help="Simulated detector size (tiny: 256 px, small: 512 px).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Simulation seed.")
+@click.option("--filter", "band", type=click.Choice(list(FILTERS), case_sensitive=False), default="J",
+              show_default=True, help="Science filter of the simulated tile.")
 @click.option("--executor", type=click.Choice(["serial", "processes", "dask"]), default="processes",
               show_default=True)
 @click.option("--n-jobs", type=click.IntRange(1), default=None, help="Workers [all cores].")
 @user_errors("vircam demo")
-def demo(out: Path, preset: str, seed: int, executor: str, n_jobs: int | None) -> None:
+def demo(out: Path, preset: str, seed: int, band: str, executor: str, n_jobs: int | None) -> None:
     """Simulate a VIRCAM night and reduce it: master calibrations, then science pawprints."""
     from ..simulate import simulate
 
@@ -64,8 +67,8 @@ def demo(out: Path, preset: str, seed: int, executor: str, n_jobs: int | None) -
     if (data / "truth" / "truth.json").exists():
         click.echo(f"simulated night already in {data}")
     else:
-        click.echo(f"simulating a {preset} night (seed {seed}) into {data} ...")
-        simulate(data, preset=preset, seed=seed)
+        click.echo(f"simulating a {preset} night (seed {seed}, filter {band}) into {data} ...")
+        simulate(data, preset=preset, seed=seed, filter=band)
     actions = plan_sort(find_fits(data / "raw"), out / "raw_sorted")
     execute_sort(actions)
     click.echo(f"sorted {len(actions)} raw files into {out / 'raw_sorted'}")

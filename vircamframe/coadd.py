@@ -1,0 +1,152 @@
+"""Co-adding resampled pawprints: the detectors' pieces on the tile grid into stacks and tiles.
+
+The pieces (:mod:`vircamframe.tiling`) already lie on the tile grid, so a co-add is SWarp's
+``RESAMPLE N`` combine (:func:`vircamframe.swarp.combine`) over the part of the grid they
+cover. A stack combines one detector's jitters; the tile combines everything. The combined
+weight (inverse variance) is turned into a confidence map, percent of its median over the
+covered pixels, as CASU's confidence maps are.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from .errors import RecipeInputError
+from .numerics.tilegrid import TileGrid
+from .swarp import combine
+from .tiling import grid_of_piece, piece_cards, sub_grid
+
+__all__ = ["Coadd", "Piece", "coadd", "confidence_map", "read_pieces"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One resampled detector: where it is, and where on the tile grid."""
+
+    path: Path
+    extname: str
+    xmin: int
+    ymin: int
+    nx: int
+    ny: int
+
+    @property
+    def xmax(self) -> int:
+        return self.xmin + self.nx - 1
+
+    @property
+    def ymax(self) -> int:
+        return self.ymin + self.ny - 1
+
+
+@dataclass
+class Coadd:
+    """A co-added image on (part of) the tile grid."""
+
+    data: np.ndarray
+    weight: np.ndarray
+    grid: TileGrid
+    header: fits.Header  # SWarp's output header (GAIN, ...)
+    xmin: int
+    ymin: int
+
+
+def read_pieces(path: str | os.PathLike) -> tuple[TileGrid, list[Piece]]:
+    """The tile grid and the pieces of one RESAMPLED_SCI (or RESAMPLED_WEIGHT) file."""
+    path = Path(path)
+    grid, pieces = None, []
+    with fits.open(path) as hdul:
+        for hdu in hdul[1:]:
+            if not hdu.is_image or hdu.header.get("NAXIS", 0) != 2:
+                continue
+            piece_grid, xmin, ymin = grid_of_piece(hdu.header)
+            grid = grid or piece_grid
+            pieces.append(Piece(path, hdu.name, xmin, ymin, hdu.header["NAXIS1"], hdu.header["NAXIS2"]))
+    if grid is None:
+        raise RecipeInputError(f"{path.name}: no resampled detector in it")
+    return grid, pieces
+
+
+def same_grid(grids: Sequence[TileGrid], names: Sequence[str], recipe: str) -> TileGrid:
+    """The one grid of all inputs; a one-line error when two inputs were resampled differently."""
+    first = grids[0]
+    for grid, name in zip(grids[1:], names[1:], strict=True):
+        for key, value in first.items():
+            other = grid[key]
+            same = np.isclose(value, other, rtol=0, atol=1e-9) if isinstance(value, float) else value == other
+            if not same:
+                raise RecipeInputError(
+                    f"{recipe}: {name} lies on another tile grid than {names[0]} ({key} {other} vs {value}); "
+                    "resample them together"
+                )
+    return first
+
+
+def _bbox(pieces: Sequence[Piece]) -> tuple[int, int, int, int]:
+    return (min(p.xmin for p in pieces), min(p.ymin for p in pieces),
+            max(p.xmax for p in pieces), max(p.ymax for p in pieces))
+
+
+def coadd(
+    images: Sequence[str | os.PathLike],
+    weights: Sequence[str | os.PathLike],
+    grid: TileGrid,
+    pieces: Sequence[Piece],
+    workdir: str | os.PathLike,
+    crop: bool = True,
+    **options,
+) -> Coadd:
+    """Combine resampled ``images`` with their ``weights`` on ``grid``.
+
+    Parameters
+    ----------
+    images, weights : sequence of path
+        SWarp inputs (each a single image or a MEF of pieces, all on ``grid``).
+    pieces : sequence of Piece
+        The pieces they hold (for the covered region).
+    crop : bool
+        Combine on the pieces' bounding box only (a stack); otherwise the whole grid (the tile).
+    **options
+        For :func:`vircamframe.swarp.combine` (``combine_type``, ``clip_sigma``, ``threads``,
+        ``mem_max``, ``log``).
+    """
+    workdir = Path(workdir)
+    xmin, ymin = 1, 1
+    target = grid
+    if crop:
+        xmin, ymin, xmax, ymax = _bbox(pieces)
+        target = sub_grid(grid, xmin, ymin, xmax, ymax)
+    output, weight_path = combine(images, weights, target, workdir / "coadd.fits", workdir, **options)
+    with fits.open(output) as hdul:
+        data = np.asarray(hdul[0].data, dtype=np.float32)
+        header = hdul[0].header.copy()
+    with fits.open(weight_path) as hdul:
+        weight = np.asarray(hdul[0].data, dtype=np.float32)
+    data[weight <= 0] = np.nan  # SWarp writes 0 where nothing contributed
+    return Coadd(data, weight, target, header, xmin, ymin)
+
+
+def confidence_map(weight: np.ndarray) -> np.ndarray:
+    """Weights as a confidence map: percent of the median weight of the covered pixels."""
+    covered = weight > 0
+    if not covered.any():
+        return np.zeros_like(weight, dtype=np.float32)
+    return (100.0 * weight / np.median(weight[covered])).astype(np.float32)
+
+
+def coadd_cards(result: Coadd, grid: TileGrid) -> fits.Header:
+    """WCS and placement cards of a co-add, and the gain SWarp computed for it."""
+    header = piece_cards(grid, result.xmin, result.ymin)
+    header["BUNIT"] = ("ADU", "per DIT, on the zero point PHOTZP")
+    if "GAIN" in result.header:
+        header["GAIN"] = (float(result.header["GAIN"]), "[e-/ADU] effective, of the co-add (SWarp)")
+    return header
