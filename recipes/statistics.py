@@ -71,7 +71,8 @@ class Statistics(Recipe):
             cards = header.copy()
             cards["BUNIT"] = (unit, "unit of the map")
             values = data[covered & np.isfinite(data)] if data.dtype.kind == "f" else data[covered]
-            qc = {"MEDIAN": (float(np.median(values)) if values.size else float("nan"),
+            median = float(np.median(values)) if values.size else float("nan")
+            qc = {"MEDIAN": (median,
                              f"[{unit}] median over the covered pixels" if unit else "median, covered pixels")}
             if category == "STAT_NIMG":
                 qc["NIMGMAX"] = (int(data.max()), "most pawprints on one pixel")
