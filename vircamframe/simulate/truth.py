@@ -19,13 +19,13 @@ from astropy.io import fits
 
 from .catalog import make_catalog
 from .core import _rng, _Sky, _source_rate
-from .focalplane import chip_geometries
+from .focalplane import chip_geometries, world_to_pixel
 from .linearity import dcs_measure
 from .plan import make_plan
 from .presets import get_preset
 from .render import reset_anomaly
 
-__all__ = ["expected_dark", "frame_stripes", "load_truth", "source_image", "truth_image"]
+__all__ = ["expected_dark", "frame_stripes", "load_truth", "source_image", "truth_coverage", "truth_image"]
 
 ANOMALY_DETECTOR = 13
 
@@ -137,3 +137,30 @@ def source_image(
         return np.zeros((pre.nx, pre.nx), np.float32)
     rate = _source_rate(sky, fp, chip_geometries(pre.nx)[chip - 1], pre.nx, pre.min_fwhm_px)
     return rate * np.float32(fp.dit)
+
+
+def truth_coverage(
+    run: str | os.PathLike, ra: np.ndarray, dec: np.ndarray, frame_files: Sequence[str], edge: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """How many of ``frame_files`` see each sky position, and their summed exposure time [s].
+
+    A frame sees a position when the position falls on one of its detectors through the true
+    pointing and focal-plane geometry, at least ``edge`` pixels inside the detector's edges.
+    """
+    truth = load_truth(run)
+    _, plan, _ = _scene(truth["seed"], truth["preset"], truth["filter"])
+    by_name = {fp.arcfile: fp for fp in plan.frames}
+    chips = chip_geometries(truth["nx"])
+    ra, dec = np.asarray(ra, float), np.asarray(dec, float)
+    count = np.zeros(ra.shape, int)
+    exptime = np.zeros(ra.shape, float)
+    for name in frame_files:
+        fp = by_name[Path(name).name]
+        seen = np.zeros(ra.shape, bool)
+        for chip in chips:
+            px, py = world_to_pixel(ra, dec, fp.ra, fp.dec, chip.crpix, chip.rotated_cd(fp.posang))
+            seen |= ((px > 0.5 + edge) & (px < truth["nx"] + 0.5 - edge)
+                     & (py > 0.5 + edge) & (py < truth["ny"] + 0.5 - edge))
+        count += seen
+        exptime += seen * fp.dit * fp.ndit
+    return count, exptime
