@@ -31,6 +31,8 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout
 
+STATISTICS = ("STAT_EXPTIME", "STAT_NIMG", "STAT_MJD", "STAT_ASTRMS")
+
 
 def _manifest(tree: Path) -> dict:
     return json.loads((tree / "temp" / "manifest.json").read_text())
@@ -53,10 +55,14 @@ def test_demo_makes_the_visions_layout(demo):
     n_sky = sum(1 for f in truth["frames"] if f["tag"] == "SKY")
     folder_of = {"BASIC_CALIBRATED_SCI": "processed", "SKYSUB_SCI": "processed", "WEIGHT_SCI": "processed",
                  "MASTER_OBJMASK": "master_object", "MASTER_SKY": "master_object", "ASTROM_HEADER": "headers",
-                 "PHOTCAL_SCI": "processed", "MASTER_ILLUMCORR": "processed"}  # a job writes one folder
+                 "PHOTCAL_SCI": "processed", "MASTER_ILLUMCORR": "processed",  # a job writes one folder
+                 "RESAMPLED_SCI": "resampled", "RESAMPLED_WEIGHT": "resampled", "TILED_IMAGE": "tile",
+                 "TILED_CONFIDENCE_MAP": "tile", **dict.fromkeys(STATISTICS, "statistics")}
     counts = {"BASIC_CALIBRATED_SCI": n_object + n_sky, "MASTER_OBJMASK": n_object + n_sky,
               "MASTER_SKY": n_object, "SKYSUB_SCI": n_object, "WEIGHT_SCI": n_object,
-              "ASTROM_HEADER": n_object, "PHOTCAL_SCI": n_object, "MASTER_ILLUMCORR": 1}
+              "ASTROM_HEADER": n_object, "PHOTCAL_SCI": n_object, "MASTER_ILLUMCORR": 1,
+              "RESAMPLED_SCI": n_object, "RESAMPLED_WEIGHT": n_object, "TILED_IMAGE": 1,
+              "TILED_CONFIDENCE_MAP": 1, **dict.fromkeys(STATISTICS, 1)}
     for tag, folder in folder_of.items():
         products = chain_products(science, tag)
         assert len(products) == counts[tag], tag
