@@ -23,6 +23,8 @@ from conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
+STATISTICS = ("STAT_EXPTIME", "STAT_NIMG", "STAT_MJD", "STAT_ASTRMS")
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, str]:
@@ -30,8 +32,6 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
     result = run_cli("vircam", "demo", "--out", out, "--n-jobs", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout
-
-STATISTICS = ("STAT_EXPTIME", "STAT_NIMG", "STAT_MJD", "STAT_ASTRMS")
 
 
 def _manifest(tree: Path) -> dict:
