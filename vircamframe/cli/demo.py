@@ -48,8 +48,8 @@ def _setups(out: Path, n_jobs: int | None, executor: str) -> list[Path]:
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="vircam_demo",
               show_default=True, help="Folder for the data, the setups and the pipeline tree.")
-@click.option("--preset", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True,
-              help="Simulated detector size (tiny: 256 px, small: 512 px).")
+@click.option("--preset", type=click.Choice(["tiny", "small", "full"]), default="tiny", show_default=True,
+              help="Simulated detector size (tiny: 256 px, small: 512 px, full: 2048 px, ~15 GB).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Simulation seed.")
 @click.option("--filter", "band", type=click.Choice(list(FILTERS), case_sensitive=False), default="J",
               show_default=True, help="Science filter of the simulated tile.")
