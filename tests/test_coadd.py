@@ -12,6 +12,7 @@ from astropy.wcs import WCS
 from vircamframe import run_recipe
 from vircamframe.chain import Chain
 from vircamframe.chain.manifest import chain_products
+from vircamframe.dfs import next_record_index
 from vircamframe.errors import RecipeInputError
 from vircamframe.frames import Frame, FrameSet
 from vircamframe.numerics.tilegrid import minimum_area_rotation, tile_grid, zea_offsets
@@ -219,7 +220,9 @@ def test_a_given_grid_is_used_and_two_grids_do_not_mix(tiled, tmp_path):
     with fits.open(moved.by_tag("RESAMPLED_SCI")[0].path) as hdul:
         assert hdul[1].header["CRVAL1"] == pytest.approx(header["CRVAL1"], abs=1e-9)
         assert hdul[1].header["ESO DRS TILE NAXIS1"] == shape[1]
-        assert hdul[0].header["ESO PRO REC1 CAL2 CATG"] == "TILE_HEADER"
+        last = next_record_index(hdul[0].header) - 1  # the resampling's own record
+        assert hdul[0].header[f"ESO PRO REC{last} ID"] == "vircam_resample"
+        assert hdul[0].header[f"ESO PRO REC{last} CAL2 CATG"] == "TILE_HEADER"
     resampled = chain_products(out, "RESAMPLED_SCI", "RESAMPLED_WEIGHT")
     other = [f for f in resampled if f.name[:28] != photcal.name[:28]][:2]
     with pytest.raises(RecipeInputError, match="lies on another tile grid"):
