@@ -107,6 +107,7 @@ PRODUCT_TAGS: dict[str, str] = {
     "JITTERED_IMAGE_SCI": "stack of the jitters of one offset",
     "TILED_IMAGE": "co-added tile",
     "TILED_CONFIDENCE_MAP": "confidence map of the tile",
+    "QC_REPORT": "QC value per product, detector and key, with its expected range and verdict",
     "REFCAT_ASTROM": "astrometric reference catalogue (Gaia DR3 columns)",
     "REFCAT_PHOTOM": "photometric reference catalogue (2MASS PSC columns)",
 }
