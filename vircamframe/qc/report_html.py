@@ -6,7 +6,8 @@ VIRCAM file names hold colons, which would otherwise read as a URL scheme). The 
 first, then an overview of the product categories, then a section per category in pipeline
 order: a table of the product-level QC values, and per product its figures and a table of its
 QC values per detector, out-of-range cells highlighted. Tables of products without warnings
-are folded (``<details>``, plain HTML).
+of categories with many products (pawprints) are folded (``<details>``, plain HTML) unless
+they hold a warning.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from .report import ProductQC, QCCheck, QCReport, format_number
 
 __all__ = ["render_html", "write_html"]
 
+_UNFOLDED = 3  # categories with this many products or fewer show every detector table open
+
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 2em 3em;
        color: #1d2430; background: #fff; line-height: 1.4; }
@@ -32,7 +35,8 @@ h1 { margin: 0.8em 0 0.2em; font-size: 1.7em; }
 h2 { margin-top: 1.8em; border-bottom: 2px solid #c9d3e0; padding-bottom: 0.2em; }
 h3 { margin: 1.4em 0 0.4em; font-size: 1.05em; font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 .meta, .meaning { color: #556070; }
-nav a { margin-right: 1.2em; white-space: nowrap; }
+nav { display: flex; flex-wrap: wrap; gap: 0.3em 1.2em; }
+nav a { white-space: nowrap; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.85em; }
 th, td { border: 1px solid #c9d3e0; padding: 0.2em 0.5em; text-align: right; vertical-align: top; }
 th { background: #eef2f7; font-weight: 600; }
@@ -109,7 +113,8 @@ def _figures(product: ProductQC, page_folder: Path) -> str:
     return f'<div class="figures">{"".join(items)}</div>'
 
 
-def _product(product: ProductQC, anchor: str, checks: Sequence[QCCheck], page_folder: Path) -> str:
+def _product(product: ProductQC, anchor: str, checks: Sequence[QCCheck], page_folder: Path,
+             unfold: bool) -> str:
     parts = [f'<article id="{anchor}"><h3>{_e(product.name)}</h3>', _figures(product, page_folder)]
     rows: dict[tuple[str, ...], dict[str, QCCheck]] = defaultdict(dict)
     detector_checks = [c for c in checks if c.value.detector is not None]
@@ -122,7 +127,7 @@ def _product(product: ProductQC, anchor: str, checks: Sequence[QCCheck], page_fo
         detectors = len({c.value.detector for c in detector_checks})
         summary = f"QC per detector: {detectors} detector(s), {warnings} warning(s)"
         labels = ("frame", "detector") if has_frames else ("detector",)
-        opened = " open" if warnings else ""
+        opened = " open" if warnings or unfold else ""
         parts.append(f"<details{opened}><summary>{_e(summary)}</summary>"
                      f"{_grid(rows, labels, detector_checks)}</details>")
     parts.append("</article>")
@@ -190,7 +195,8 @@ def render_html(report: QCReport, page: Path, table: Path | None = None) -> str:
         if rows:
             out.append("<p>QC of each product as a whole:</p>" + _grid(rows, ("product",), level, anchors))
         for product in products:
-            out.append(_product(product, anchors[product.name], by_product[product.name], folder))
+            out.append(_product(product, anchors[product.name], by_product[product.name], folder,
+                                unfold=len(products) <= _UNFOLDED))
         out.append("</section>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
