@@ -245,20 +245,27 @@ def header_values(header: fits.Header, product: str, category: str,
             for card in header.cards if card.keyword.startswith("ESO QC ")]
 
 
-def table_values(table: Table, product: str, category: str) -> list[QCValue]:
-    """QC values of a table with a row per detector (and per frame, with a FILE column)."""
+def table_values(table: Table, product: str, category: str,
+                 units: Mapping[str, str] | None = None) -> list[QCValue]:
+    """QC values of a table with a row per detector (and per frame, with a FILE column).
+
+    ``units`` are the columns' ``TUNITn`` strings by name.
+    """
     if "DETECTOR" not in table.colnames:
         raise FitsInputError(f"{product}: QC table has no DETECTOR column")
     values = []
     columns = [name for name in table.colnames
                if name != "DETECTOR" and table[name].dtype.kind in "iuf"]
     for row in table:
-        frame = str(row["FILE"]).strip() if "FILE" in table.colnames else ""
+        frame = _text(row["FILE"]) if "FILE" in table.colnames else ""
         for name in columns:
-            unit = str(table[name].unit) if table[name].unit is not None else ""
             values.append(QCValue(product, category, name, row[name].item(), int(row["DETECTOR"]),
-                                  frame, unit))
+                                  frame, (units or {}).get(name, "")))
     return values
+
+
+def _text(value: Any) -> str:
+    return (value.decode() if isinstance(value, bytes) else str(value)).strip()
 
 
 def category_order(category: str) -> tuple[int, str]:
@@ -314,7 +321,8 @@ def read_product_qc(path: str | os.PathLike) -> ProductQC:
             detector = detector_of(hdu.header)
             product.values += header_values(hdu.header, path.name, category, detector)
             if table_ext is not None and hdu.name == table_ext:
-                product.values += table_values(Table(hdu.data), path.name, category)
+                units = {column.name: column.unit or "" for column in hdu.columns}
+                product.values += table_values(Table(hdu.data), path.name, category, units)
     return product
 
 
