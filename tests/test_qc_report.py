@@ -346,16 +346,18 @@ def test_demo_writes_the_report_of_both_trees(demo):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::astropy.units.UnitsWarning")  # e-/ADU, ADU: not FITS units
 def test_recipe_on_demo_products_reads_exact_values(demo, tmp_path):
     out, _ = demo
     frames = FrameSet(Frame(f.path, f.tag) for f in chain_products(out / "pipeline" / "demo_calibration")
                       + chain_products(out / "pipeline" / "demo_science", "ASTROM_QC", "PHOTCAL_SCI"))
     [product] = run_recipe("vircam_qc_report", frames, output_dir=tmp_path)
-    table = Table.read(product.path, "QC_REPORT")
+    table = Table.read(product.path, "QC_REPORT", mask_invalid=False)  # FRAME "" stays "", not masked
     header = fits.getheader(product.path)
     assert header["ESO QC NPRODUCT"] == len(frames)
     assert header["ESO QC NVALUE"] == len(table)
-    assert header["ESO QC NWARN"] == int(np.isin(table["STATUS"], ["low", "high", "invalid"]).sum())
+    statuses = table["STATUS"].astype(str)
+    assert header["ESO QC NWARN"] == int(np.isin(statuses, ["low", "high", "invalid"]).sum()) > 0
 
     def value(name: str, detector: int, key: str, frame: str = "") -> float:
         [row] = table[(table["PRODUCT"] == name) & (table["DETECTOR"] == detector) & (table["KEY"] == key)
