@@ -6,8 +6,9 @@ from vircamframe.chain.grouping import night_of
 from vircamframe.errors import RecipeInputError
 from vircamframe.naming import master_name, raw_base, setup_label
 from vircamframe.parameters import Parameter
-from vircamframe.qc.report import build_report, report_table
+from vircamframe.qc.report import build_report
 from vircamframe.qc.report_html import write_html
+from vircamframe.qc.report_model import report_table
 from vircamframe.recipe import Input, Output, Recipe
 from vircamframe.tags import PRODUCT_TAGS
 

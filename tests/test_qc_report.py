@@ -23,20 +23,16 @@ from PIL import Image
 
 from vircamframe import run_recipe
 from vircamframe.chain.manifest import chain_products
+from vircamframe.chain.plan import plan_jobs
 from vircamframe.errors import ChainError, FitsInputError, RecipeInputError
 from vircamframe.frames import Frame, FrameSet
+from vircamframe.parameters import resolve_parameters
 from vircamframe.products import ProductFile
 from vircamframe.qc.ranges import QC_RANGES, find_range
-from vircamframe.qc.report import (
-    QCValue,
-    assign_figures,
-    build_report,
-    check_value,
-    make_report,
-    report_table,
-    tree_products,
-)
+from vircamframe.qc.report import build_report, make_report, tree_products
 from vircamframe.qc.report_html import figure_url
+from vircamframe.qc.report_model import QCValue, assign_figures, check_value, report_table
+from vircamframe.registry import load_recipe
 
 from browser import Chromium
 from conftest import run_cli
@@ -302,6 +298,15 @@ def test_recipe_writes_table_and_page(tree, tmp_path):
     assert list(table["STATUS"]) == ["ok", "ok", "ok", "high", "ok", "ok", "unchecked"]
     page = tmp_path / "qc_report.night2019-06-30.58664.75000.html"
     assert 'href="qc_report.night2019-06-30.58664.75000.fits"' in page.read_text()
+
+
+def test_the_chain_says_it_does_not_run_the_report():
+    cls = load_recipe("vircam_qc_report")
+    message = ("nothing to make for QC_REPORT: vircam_qc_report is not run by the chain (it is fed none "
+               "of its inputs); run it on an SOF")
+    with pytest.raises(ChainError, match=f"^{re.escape(message)}$"):
+        plan_jobs({cls.name: cls}, [], ["QC_REPORT"], {cls.name: resolve_parameters(cls.parameters)},
+                  lambda recipe: "qc")
 
 
 # --- a real tree: vircam demo ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from ..errors import ProductWriteError
 from ..tags import PRODUCT_TAGS
-from .report import ProductQC, QCCheck, QCReport, format_number
+from .report_model import ProductQC, QCCheck, QCReport, format_number
 
 __all__ = ["render_html", "write_html"]
 
