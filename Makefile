@@ -17,7 +17,7 @@ DEMO_DIR ?= demo_out
 setup: debian python
 
 debian: $(STAMPS)/debian
-$(STAMPS)/debian:
+$(STAMPS)/debian: Makefile  # a changed package list installs what is new
 	@mkdir -p $(STAMPS)
 	@if dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
 	  echo "Debian tools already installed"; \
