@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMPS := .stamps
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := source-extractor scamp swarp gnuastro psfex plplot-driver-cairo \
-                   esorex cpl-plugin-hawki
+                   esorex cpl-plugin-hawki chromium
 PYTEST_ARGS ?= -n 2
 DEMO_DIR ?= demo_out
 
@@ -17,7 +17,7 @@ DEMO_DIR ?= demo_out
 setup: debian python
 
 debian: $(STAMPS)/debian
-$(STAMPS)/debian:
+$(STAMPS)/debian: Makefile  # a changed package list installs what is new
 	@mkdir -p $(STAMPS)
 	@if dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
 	  echo "Debian tools already installed"; \

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from astropy.io import fits
+from astropy.table import Table
 
 from vircamframe import run_recipe
 from vircamframe.association import original_tag
@@ -43,6 +44,20 @@ def project_recipes() -> list[str]:
     """The recipes this project registers (a third-party one installed beside it has no example)."""
     return [name for name, entry in recipe_entries().items()
             if entry.entry_point.value.startswith("vircam_recipes.")]
+
+
+def chained(name: str) -> bool:
+    """Whether the chain runs recipe ``name`` (it feeds at least one of its inputs); the QC
+    report is not a chain step (``vircam report`` makes it for a finished tree)."""
+    return any(spec.chain_tags is None or spec.chain_tags for spec in load_recipe(name).inputs)
+
+
+def chain_recipes() -> list[str]:
+    """The project's recipes the example workflow runs."""
+    return [name for name in project_recipes() if chained(name)]
+
+
+CHAIN_SOFS = [sof for sof in SOFS if chained(sof.stem)]
 
 
 def _make_night(data: Path) -> None:
@@ -125,7 +140,7 @@ def test_every_recipe_has_an_example_sof():
 def test_workflow_runs_every_recipe_with_defaults(monkeypatch):
     monkeypatch.setenv("VIRCAM_DATA", "/data")
     workflow = read_workflow(WORKFLOW)
-    assert sorted(workflow.steps) == project_recipes()
+    assert sorted(workflow.steps) == chain_recipes()
     assert len(set(workflow.steps)) == len(workflow.steps)
     assert workflow.raw == Path("/data/raw")
     assert workflow.calib == [Path("/data/sof/refcat.sof")]
@@ -161,7 +176,7 @@ def test_example_sof_is_well_formed(sof, monkeypatch):
 
 def test_workflow_makes_the_products_the_sofs_use(night):
     folders = {path.name for path in (night / "products").iterdir() if path.is_dir()} - {"temp"}
-    assert folders == {name.removeprefix("vircam_") for name in project_recipes()}
+    assert folders == {name.removeprefix("vircam_") for name in chain_recipes()}
     made = workflow_products(night)
     assert sum(name.endswith(".skysub.fits") for name in made) == N_OBJECT
     assert sum(name.endswith(".weight.fits") for name in made) == N_OBJECT
@@ -171,7 +186,7 @@ def test_workflow_makes_the_products_the_sofs_use(night):
                 assert made[frame.name] == frame.path
 
 
-@pytest.mark.parametrize("sof", SOFS, ids=lambda path: path.stem)
+@pytest.mark.parametrize("sof", CHAIN_SOFS, ids=lambda path: path.stem)
 def test_example_sof_reproduces_the_workflow(night, sof, tmp_path):
     products = run_recipe(sof.stem, sof, output_dir=tmp_path, qc_plots=False)
     assert Counter(frame.tag for frame in products) == expected_products(sof.stem, sof)
@@ -180,6 +195,17 @@ def test_example_sof_reproduces_the_workflow(night, sof, tmp_path):
         assert frame.path.parent == tmp_path
         assert frame.name in made, f"the workflow made no {frame.name}"
         assert datamd5(frame.path) == datamd5(made[frame.name]), frame.name
+
+
+def test_qc_report_example_reports_every_product(night, tmp_path):
+    """The QC-report example (not a workflow step) reads every product of its SOF, each
+    under the category its SOF line gives."""
+    sof = EXAMPLES / "vircam_qc_report.sof"
+    [report] = run_recipe("vircam_qc_report", sof, output_dir=tmp_path, qc_plots=False)
+    table = Table.read(report.path, "QC_REPORT")
+    given = {frame.name: frame.tag for frame in read_sof(sof)}
+    assert dict(zip(table["PRODUCT"], table["CATEGORY"], strict=True)) == given
+    assert report.path.with_suffix(".html").is_file()
 
 
 def test_documented_commands_run(night, tmp_path):

@@ -59,11 +59,14 @@ def man_page(recipe: type[Recipe]) -> str:
     width = max((len(p.category) for p in recipe.products), default=0)
     out += [f"{_INDENT}  {p.category.ljust(width)}  {p.help}" for p in recipe.products]
     out += ["", f"{_INDENT}In a chain (vircam chain, vircam pipeline):", ""]
-    grouping = "one job per frame" if recipe.group_by == ("frame",) else \
-        "jobs group frames of equal " + ", ".join(recipe.group_by)
-    out.append(f"{_INDENT}  {grouping}.")
+    if recipe.inputs and all(spec.chain_tags == () for spec in recipe.inputs):
+        out.append(f"{_INDENT}  not run: the chain feeds none of its inputs (run it on an SOF).")
+    else:
+        grouping = "one job per frame" if recipe.group_by == ("frame",) else \
+            "jobs group frames of equal " + ", ".join(recipe.group_by)
+        out.append(f"{_INDENT}  {grouping}.")
     for spec in recipe.inputs:
-        if spec.chain_tags is not None:
+        if spec.chain_tags:
             fed = ", ".join(spec.chain_tags)
             out.append(f"{_INDENT}  {'/'.join(spec.tag_tuple)}: the chain feeds {fed} only.")
     per_frame = [p.category + (f" (for {', '.join(p.for_tags)})" if p.for_tags else "")

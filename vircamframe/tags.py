@@ -113,6 +113,7 @@ PRODUCT_TAGS: dict[str, str] = {
     "STAT_MJD": "mean MJD per pixel of a tile",
     "STAT_ASTRMS": "mean astrometric rms per pixel of a tile",
     "TILE_HEADER": "a predefined tile grid: celestial WCS and size",
+    "QC_REPORT": "QC value per product, detector and key, with its expected range and verdict",
     "REFCAT_ASTROM": "astrometric reference catalogue (Gaia DR3 columns)",
     "REFCAT_PHOTOM": "photometric reference catalogue (2MASS PSC columns)",
 }

@@ -1,9 +1,10 @@
 """``vircam demo``: a simulated night from raw frames to calibrated pawprints, with no download.
 
 It does what a survey user does, with the same commands underneath: simulate a night
-(``vircam simulate``), sort the raw files (``vircam sort``), then run a VISIONS calibration
-setup and a science setup (``vircam pipeline``). Running it again resumes: the simulation, the
-sorting and every current job are skipped.
+(``vircam simulate``), sort the raw files (``vircam sort``), run a VISIONS calibration setup
+and a science setup (``vircam pipeline``), then write the QC report of both
+(``vircam report``). Running it again resumes: the simulation, the sorting and every current
+job are skipped (the report is written anew).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..logconfig import configure_logging
 from ..simulate.plan import FILTERS
 from ..sorting import execute_sort, plan_sort
 from .errors import user_errors
+from .report import write_tree_report
 
 
 def _setups(out: Path, n_jobs: int | None, executor: str) -> list[Path]:
@@ -58,7 +60,7 @@ def _setups(out: Path, n_jobs: int | None, executor: str) -> list[Path]:
 @click.option("--n-jobs", type=click.IntRange(1), default=None, help="Workers [all cores].")
 @user_errors("vircam demo")
 def demo(out: Path, preset: str, seed: int, band: str, executor: str, n_jobs: int | None) -> None:
-    """Simulate a VIRCAM night and reduce it: master calibrations, then science pawprints."""
+    """Simulate a VIRCAM night and reduce it: master calibrations, science pawprints, tile, QC report."""
     from ..simulate import simulate
 
     start = time.perf_counter()
@@ -83,6 +85,9 @@ def demo(out: Path, preset: str, seed: int, band: str, executor: str, n_jobs: in
         if not summary.ok:
             raise SystemExit(1)
         _report(chain.out)
+    page, products, warnings = write_tree_report(out / "pipeline", title="VIRCAM QC report: vircam demo")
+    click.echo(f"\nvircam report {out / 'pipeline'}")
+    click.echo(f"QC report of {products} product(s), {warnings} QC value(s) out of range: {page}")
     click.echo(f"\ndemo done in {time.perf_counter() - start:.0f} s; rerun to resume, nothing is redone")
 
 

@@ -12,6 +12,7 @@ from .demo import demo
 from .docs import docs
 from .pipeline import pipeline
 from .plugins import plugins
+from .report import report
 from .sort import sort
 
 
@@ -27,6 +28,7 @@ cli.add_command(demo)
 cli.add_command(docs)
 cli.add_command(pipeline)
 cli.add_command(plugins)
+cli.add_command(report)
 cli.add_command(sort)
 cli.add_command(simulate_command, name="simulate")
 
