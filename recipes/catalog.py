@@ -84,7 +84,8 @@ class _CoaddCatalogue(Recipe):
         zero_point = float(primary.get("PHOTZP", 25.0))
         zp_err = float(primary.get("ESO DRS MAGZERR", 0.0))
         if "ESO DRS MAGZERR" not in primary:
-            self.log.warning("%s: no ESO DRS MAGZERR: magnitude errors leave the zero point's out", image.name)
+            self.log.warning("%s: no ESO DRS MAGZERR: magnitude errors leave the zero point's out",
+                             image.name)
         results = []
         name = per_frame_name(self.catalogue_tag, image.name)
         with (open_fits(image.path, check=False) as sci, open_fits(confidence.path, check=False) as conf,
@@ -115,8 +116,8 @@ def _primary_qc(results) -> dict[str, tuple[object, str]]:
     if len(results) == 1:
         return results[0].qc()
     qcs = [r.qc() for r in results]
-    merged = {}
-    for key, (value, comment) in qcs[0].items():
+    merged: dict[str, tuple[object, str]] = {}
+    for key, (_, comment) in qcs[0].items():
         values = [q[key][0] for q in qcs]
         if key == "NSOURCES":
             merged[key] = (int(sum(values)), "sources in all tables")

@@ -72,8 +72,8 @@ class Statistics(Recipe):
             cards["BUNIT"] = (unit, "unit of the map")
             values = data[covered & np.isfinite(data)] if data.dtype.kind == "f" else data[covered]
             median = float(np.median(values)) if values.size else float("nan")
-            qc = {"MEDIAN": (median,
-                             f"[{unit}] median over the covered pixels" if unit else "median, covered pixels")}
+            text = f"[{unit}] median over the covered pixels" if unit else "median, covered pixels"
+            qc = {"MEDIAN": (median, text)}
             if category == "STAT_NIMG":
                 qc["NIMGMAX"] = (int(data.max()), "most pawprints on one pixel")
             if category == "STAT_EXPTIME":

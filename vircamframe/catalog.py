@@ -242,7 +242,8 @@ def catalogue_image(
     run_sextractor(image, catalog, workdir, weight, _PARAMETERS, {
         **common, "DETECT_THRESH": detect_thresh, "ANALYSIS_THRESH": detect_thresh,
         "PHOT_APERTURES": ",".join(f"{d:.3f}" for d in diameters), "SEEING_FWHM": seeing * scale,
-        "CHECKIMAGE_TYPE": "SEGMENTATION,BACKGROUND", "CHECKIMAGE_NAME": f"{segmentation.absolute()},{background.absolute()}",
+        "CHECKIMAGE_TYPE": "SEGMENTATION,BACKGROUND",
+        "CHECKIMAGE_NAME": f"{segmentation.absolute()},{background.absolute()}",
     }, log)
     objects = read_ldac(catalog)[0][1]
     # correlated noise: empty apertures on the noise-homogenised, background-subtracted image

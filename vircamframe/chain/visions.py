@@ -88,7 +88,8 @@ def _bool(value: Any) -> bool:
 
 _BUILD: dict[str, tuple[str, ...]] = {  # build_* key -> the products it asks for
     "build_stacks": ("JITTERED_IMAGE_SCI", "JITTERED_OBJECT_CATALOGUE"),
-    "build_tile": ("TILED_IMAGE", "TILED_OBJECT_CATALOGUE", "STAT_EXPTIME", "STAT_NIMG", "STAT_MJD", "STAT_ASTRMS"),
+    "build_tile": ("TILED_IMAGE", "TILED_OBJECT_CATALOGUE", "STAT_EXPTIME", "STAT_NIMG", "STAT_MJD",
+                   "STAT_ASTRMS"),
     "build_phase3": ("PHASE3_IMAGE",),
     "build_public_catalog": ("PUBLIC_CATALOGUE",),
 }
