@@ -83,13 +83,13 @@ class Resample(Recipe):
                 pieces = resample(frame.path, weight_map, grid, Path(work), params.resampling_kernel,
                                   threads=self.threads, mem_max=mem_max, log=self.log)
                 calibs = [weight, *given]
-                cards = {**extra, **zero_point_error_cards([frame.path])}
+                primary = {**extra, **zero_point_error_cards([frame.path])}
                 with open_fits(frame.path, check=False) as hdul:
                     sources = [h for h in hdul[1:] if h.is_image and h.data is not None]
                     headers = [(h.name, h.header.copy()) for h in sources]
                 for category, index in (("RESAMPLED_SCI", 0), ("RESAMPLED_WEIGHT", 1)):
                     with self.product(category, per_frame_name(category, frame.name), [frame], calibs,
-                                      extra=cards) as out:
+                                      extra=primary) as out:
                         for (extname, header), piece in zip(headers, pieces, strict=True):
                             data, cards = resampled_detector(piece[index], header, grid)
                             out.add_image(extname, data, cards, provenance=[frame.name])
