@@ -96,17 +96,11 @@ def test_magnitudes_match_the_truth(scores):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="a systematic floor of ~0.01 mag (pawprint zero points, "
-                   "illumination residuals, seeing changes across the tile) is not yet in the errors: "
-                   "the normalised rms is 2.3 on tiny and grows with S/N")
 def test_magnitude_errors_match_the_scatter(scores):
+    # measured 1.22 (1.23 with the zero-point error left in); 2.28 without the aperture
+    # correction's star-to-star scatter in the errors, 2.6 without the correlated-noise factor
     assert 0.8 < scores["norm_rms"] < 1.3
-
-
-@pytest.mark.slow
-def test_magnitude_errors_are_within_a_factor_three_of_the_scatter(scores):
-    # what the correction for correlated noise achieves today (2.3); without it 2.6
-    assert 0.8 < scores["norm_rms"] < 3.0
+    assert 0.8 < scores["norm_rms_total"] < 1.3
 
 
 @pytest.mark.slow
@@ -133,8 +127,11 @@ def test_catalogue_headers_and_columns(demo, catalogue):
     data = Table.read(catalogue, "TILE")
     assert data["MAG_APER"].shape[1] == 7
     good = data["MAG_APER"][:, 2] < 90
-    # a magnitude error is at least the zero-point error
-    assert np.all(data["MAGERR_APER"][good, 2] >= zp_err * 0.999)
+    # a magnitude error is at least the zero-point error and the aperture correction's scatter
+    with fits.open(catalogue) as hdul:
+        floor = np.hypot(zp_err, hdul["TILE"].header["ESO DRS APCSIG3"])
+    assert floor > zp_err
+    assert np.all(data["MAGERR_APER"][good, 2] >= floor * 0.999)
 
 
 @pytest.mark.slow

@@ -16,7 +16,8 @@ a stack) with its confidence map:
    seeing, the aperture the pawprints were calibrated in; :func:`vircamframe.numerics.
    photometry.aperture_correction`, the pawprint photometry's method).
 5. Magnitudes are calibrated and aperture-corrected; their errors add, in quadrature, the
-   corrected flux error, the zero-point error and the aperture correction's error.
+   corrected flux error, the zero-point error, the aperture correction's error and its
+   star-to-star scatter (the PSF varies over a co-add of pawprints of different seeing).
 """
 
 from __future__ import annotations
@@ -90,9 +91,11 @@ class Catalogue:
         Median stellar FWHM [pixels] (first pass).
     pixel_scale : float
         [arcsec per pixel].
-    diameters, apcor, apcor_err, noise_factor : ndarray
-        Per aperture: diameter [pixels], correction to total [mag], its error [mag], and the
-        correlated-noise factor the errors were scaled by.
+    diameters, apcor, apcor_err, apcor_sig, noise_factor : ndarray
+        Per aperture: diameter [pixels], correction to total [mag], the error of that (mean)
+        correction [mag], the star-to-star scatter of the correction beyond the stars' noise
+        (the PSF's variation over the co-add) [mag], and the correlated-noise factor the
+        errors were scaled by.
     apcor_stars : int
         Stars the aperture corrections rest on.
     zero_point, zero_point_err : float
@@ -113,6 +116,7 @@ class Catalogue:
     diameters: np.ndarray
     apcor: np.ndarray
     apcor_err: np.ndarray
+    apcor_sig: np.ndarray
     noise_factor: np.ndarray
     apcor_stars: int
     zero_point: float
@@ -151,6 +155,7 @@ class Catalogue:
             header[f"{key}APDIAM{n}"] = (float(self.diameters[i]), f"[pixel] diameter, aperture {n}")
             header[f"{key}APCOR{n}"] = (_finite(self.apcor[i]), f"[mag] to total, aperture {n}")
             header[f"{key}APCERR{n}"] = (_finite(self.apcor_err[i]), f"[mag] error of APCOR{n}")
+            header[f"{key}APCSIG{n}"] = (_finite(self.apcor_sig[i]), f"[mag] star scatter of APCOR{n}")
             header[f"{key}NOISEF{n}"] = (_finite(self.noise_factor[i]), f"noise factor, aperture {n}")
         return header
 
@@ -257,15 +262,15 @@ def catalogue_image(
     log.info("seeing %.2f px (%.2f arcsec); empty-aperture noise factors %s (%s apertures)", seeing,
              seeing * scale, " ".join(f"{f:.2f}" for f in factor), " ".join(str(n) for n in empty.n))
     table = _table(objects, diameters, factor, empty, gain, scale)
-    stars, apcor, apcor_err, n_ap = _aperture_corrections(table, seeing, saturate, diameters)
-    _calibrate(table, zero_point, zero_point_err, apcor, apcor_err)
+    stars, apcor, apcor_err, apcor_sig, n_ap = _aperture_corrections(table, seeing, saturate, diameters)
+    _calibrate(table, zero_point, zero_point_err, apcor, np.hypot(apcor_err, apcor_sig))
     # limit: the main aperture's empty-aperture rms in the image's units (not homogenised:
     # the median-confidence noise, the typical depth of the image)
     maglim = limiting_magnitude(empty.sigma[MAIN_APERTURE], zero_point, apcor[MAIN_APERTURE])
     snr = np.asarray(table["FLUX_APER"][:, MAIN_APERTURE] / table["FLUXERR_APER"][:, MAIN_APERTURE])
     maglim_snr = magnitude_at_snr(np.asarray(table["MAG_APER"][:, MAIN_APERTURE]), snr)
-    return Catalogue(table, seeing, scale, diameters, apcor, apcor_err, factor, n_ap, zero_point,
-                     zero_point_err, maglim, maglim_snr, stars)
+    return Catalogue(table, seeing, scale, diameters, apcor, apcor_err, apcor_sig, factor, n_ap,
+                     zero_point, zero_point_err, maglim, maglim_snr, stars)
 
 
 def _table(objects: Table, diameters: np.ndarray, factor: np.ndarray, empty, gain: float,
@@ -332,15 +337,20 @@ def _aperture_corrections(table: Table, seeing: float, saturate: float, diameter
         mags = -2.5 * np.log10(flux)
     isolated = nearest_neighbour(table["X_IMAGE"], table["Y_IMAGE"]) > diameters[-1] / 2 + seeing
     pick = stars & isolated & (snr > 50) & np.all(flux > 0, axis=1)
-    apcor, apcor_err = np.zeros(len(diameters)), np.zeros(len(diameters))
+    apcor, apcor_err, apcor_sig = (np.zeros(len(diameters)) for _ in range(3))
     n_used = int(pick.sum())
-    for i in range(len(diameters) - 1):
-        a, _, e, _ = aperture_correction(mags[pick, i], mags[pick, -1], np.full(n_used, seeing))
-        apcor[i], apcor_err[i] = a, e
     if n_used < 3:
         raise QualityGateError(f"{n_used} bright isolated stars for the aperture corrections "
                                "(at least 3 needed): too crowded or too shallow")
-    return stars, apcor, apcor_err, n_used
+    for i in range(len(diameters) - 1):
+        a, _, e, _ = aperture_correction(mags[pick, i], mags[pick, -1], np.full(n_used, seeing))
+        apcor[i], apcor_err[i] = a, e
+        # the star-to-star scatter of the correction beyond the stars' noise: the PSF changes
+        # over the co-add (its pawprints had different seeing), an error of every magnitude
+        noise = MAG_PER_FLUX_ERROR * np.hypot(err[pick, i] / flux[pick, i], err[pick, -1] / flux[pick, -1])
+        scatter = float(robust_sigma(mags[pick, i] - mags[pick, -1]))
+        apcor_sig[i] = np.sqrt(max(scatter**2 - float(np.median(noise**2)), 0.0))
+    return stars, apcor, apcor_err, apcor_sig, n_used
 
 
 def _calibrate(table: Table, zp: float, zp_err: float, apcor: np.ndarray, apcor_err: np.ndarray) -> None:
