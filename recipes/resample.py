@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from vircamframe.association import by_parent
+from vircamframe.coadd import zero_point_error_cards
 from vircamframe.fitsio import open_fits
 from vircamframe.naming import per_frame_name
 from vircamframe.parameters import Parameter
@@ -17,7 +18,7 @@ from vircamframe.tiling import read_grid, resampled_detector, swarp_weights, til
 
 class Resample(Recipe):
     name = "vircam_resample"
-    version = "0.1.0"
+    version = "0.1.1"
     synopsis = "Pawprints resampled onto the tile grid (SWarp), with their weights"
     description = (
         "All pawprints given (one field, one filter) are put on one grid: a zenithal\n"
@@ -82,12 +83,13 @@ class Resample(Recipe):
                 pieces = resample(frame.path, weight_map, grid, Path(work), params.resampling_kernel,
                                   threads=self.threads, mem_max=mem_max, log=self.log)
                 calibs = [weight, *given]
+                primary = {**extra, **zero_point_error_cards([frame.path])}
                 with open_fits(frame.path, check=False) as hdul:
                     sources = [h for h in hdul[1:] if h.is_image and h.data is not None]
                     headers = [(h.name, h.header.copy()) for h in sources]
                 for category, index in (("RESAMPLED_SCI", 0), ("RESAMPLED_WEIGHT", 1)):
                     with self.product(category, per_frame_name(category, frame.name), [frame], calibs,
-                                      extra=extra) as out:
+                                      extra=primary) as out:
                         for (extname, header), piece in zip(headers, pieces, strict=True):
                             data, cards = resampled_detector(piece[index], header, grid)
                             out.add_image(extname, data, cards, provenance=[frame.name])

@@ -9,7 +9,15 @@ import numpy as np
 from astropy.io import fits
 
 from vircamframe.association import by_parent
-from vircamframe.coadd import coadd, coadd_cards, confidence_map, read_pieces, same_grid
+from vircamframe.coadd import (
+    coadd,
+    coadd_cards,
+    confidence_map,
+    read_pieces,
+    same_grid,
+    saturation_level,
+    zero_point_error_cards,
+)
 from vircamframe.fitsio import read_primary_header
 from vircamframe.naming import master_name, setup_label
 from vircamframe.parameters import Parameter
@@ -19,7 +27,7 @@ from vircamframe.swarp import COMBINE_TYPES, auto_mem_max
 
 class Stack(Recipe):
     name = "vircam_stack"
-    version = "0.1.0"
+    version = "0.1.1"
     synopsis = "Jittered pawprints of one offset co-added per detector on the tile grid (SWarp)"
     description = (
         "The resampled pawprints of one offset position (OFFSET_I), all jitters, are co-added\n"
@@ -55,7 +63,8 @@ class Stack(Recipe):
         primary = read_primary_header(images[0].path)
         offset = primary.get("OFFSET_I", 1)
         extra = {"PHOTZP": (primary.get("PHOTZP", 25.0), "[mag] zero point (ADU per DIT)"),
-                 "ESO QC NJITTER": (len(images), "pawprints combined")}
+                 "ESO QC NJITTER": (len(images), "pawprints combined"),
+                 **zero_point_error_cards([f.path for f in images])}
         setup = setup_label(**{"": primary.get("ESO INS FILT1 NAME", "nofilter")}, offset=offset)
         mjd = float(primary.get("MJD-OBS", 0.0))
         options = {"combine_type": params.combine_type, "clip_sigma": params.clip_sigma,
@@ -72,6 +81,9 @@ class Stack(Recipe):
                     inputs = _extract(images, weights, extname, Path(work))
                     result = coadd(*inputs, grid, pieces, Path(work), crop=True, **options)
                 header = coadd_cards(result, grid)
+                saturate = saturation_level([f.path for f in images], extname)
+                if saturate is not None:
+                    header["SATURATE"] = (saturate, "[ADU] lowest saturation level of the inputs")
                 coverage = float(np.count_nonzero(result.weight > 0)) / result.weight.size
                 qc = {"COVERAGE": (coverage, "fraction of the stack's pixels with data")}
                 sci.add_image(extname, result.data, header, qc, [f.name for f in images])

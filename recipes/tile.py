@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from vircamframe.association import by_parent
-from vircamframe.coadd import coadd, coadd_cards, confidence_map, read_pieces, same_grid
+from vircamframe.coadd import (
+    coadd,
+    coadd_cards,
+    confidence_map,
+    read_pieces,
+    same_grid,
+    saturation_level,
+    zero_point_error_cards,
+)
 from vircamframe.fitsio import read_primary_header
 from vircamframe.naming import master_name, setup_label
 from vircamframe.parameters import Parameter
@@ -20,7 +28,7 @@ TILE_EXTNAME = "TILE"
 
 class Tile(Recipe):
     name = "vircam_tile"
-    version = "0.1.0"
+    version = "0.1.1"
     synopsis = "The co-added tile and its confidence map from all resampled pawprints (SWarp)"
     description = (
         "All resampled pawprints of a field (six offsets times their jitters) are co-added on\n"
@@ -64,10 +72,14 @@ class Tile(Recipe):
         coverage = float(np.count_nonzero(result.weight > 0)) / result.weight.size
         extra = {"PHOTZP": (primary.get("PHOTZP", 25.0), "[mag] zero point (ADU per DIT)"),
                  "ESO QC NPAWPRINT": (len(images), "pawprints combined"),
-                 "ESO QC COVERAGE": (coverage, "fraction of the tile grid with data")}
+                 "ESO QC COVERAGE": (coverage, "fraction of the tile grid with data"),
+                 **zero_point_error_cards([f.path for f in images])}
         setup = setup_label(**{"": primary.get("ESO INS FILT1 NAME", "nofilter")})
         mjd = float(primary.get("MJD-OBS", 0.0))
         header = coadd_cards(result, grid)
+        saturate = saturation_level([f.path for f in images])
+        if saturate is not None:
+            header["SATURATE"] = (saturate, "[ADU] lowest saturation level of the inputs")
         provenance = [f.name for f in images]
         with self.product("TILED_IMAGE", master_name("TILED_IMAGE", setup, mjd), images, extra=extra) as out:
             out.add_image(TILE_EXTNAME, result.data, header, provenance=provenance)

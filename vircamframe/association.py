@@ -81,6 +81,9 @@ ASSOCIATION_RULES: dict[str, AssociationRule] = {
     "MASTER_BPM": AssociationRule((), (30.0, 180.0, math.inf)),
     "MASTER_CHANNEL_TABLE": AssociationRule((), (90.0, 365.0, math.inf)),
     "MASTER_READGAIN_TABLE": AssociationRule((), (90.0, 365.0, math.inf)),
+    # a co-add's confidence map: made by the same job, so the same filter, offset and MJD
+    "TILED_CONFIDENCE_MAP": AssociationRule(("filter",), (_DAY,)),
+    "JITTERED_CONFIDENCE_MAP": AssociationRule(("filter", "offset"), (_DAY,)),
 }
 _ANY = AssociationRule(())  # tags without a rule (reference catalogues, third-party products)
 

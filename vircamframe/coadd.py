@@ -23,7 +23,8 @@ from .numerics.tilegrid import TileGrid
 from .swarp import combine
 from .tiling import grid_of_piece, piece_cards, sub_grid
 
-__all__ = ["Coadd", "Piece", "coadd", "confidence_map", "read_pieces"]
+__all__ = ["Coadd", "Piece", "coadd", "confidence_map", "read_pieces", "saturation_level",
+           "zero_point_error_cards"]
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +151,39 @@ def coadd_cards(result: Coadd, grid: TileGrid) -> fits.Header:
     if "GAIN" in result.header:
         header["GAIN"] = (float(result.header["GAIN"]), "[e-/ADU] effective, of the co-add (SWarp)")
     return header
+
+
+def zero_point_error_cards(paths: Sequence[str | os.PathLike]) -> dict[str, tuple[float, str]]:
+    """``ESO DRS MAGZERR`` of a product made from ``paths``: their zero-point errors combined.
+
+    Each input's error is its ``ESO QC MAGZERR`` (a PHOTCAL_SCI pawprint) or ``ESO DRS MAGZERR``
+    (a product that carries one on); they are combined as fully correlated (the rms, see
+    :func:`vircamframe.numerics.catalog.combined_zero_point_error`): the pawprints of a field
+    share their 2MASS stars. Empty when no input has one.
+    """
+    from .fitsio import read_primary_header
+    from .numerics.catalog import combined_zero_point_error
+
+    errors = []
+    for path in paths:
+        header = read_primary_header(path)
+        value = header.get("ESO QC MAGZERR", header.get("ESO DRS MAGZERR"))
+        if value is not None:
+            errors.append(float(value))
+    if not errors:
+        return {}
+    return {"ESO DRS MAGZERR": (combined_zero_point_error(errors), "[mag] zero-point error of the inputs")}
+
+
+def saturation_level(paths: Sequence[str | os.PathLike], extname: str | None = None) -> float | None:
+    """The lowest ``SATURATE`` [ADU] of the inputs' image extensions (``extname`` only, if given).
+
+    A co-add is saturated where any of its inputs is: the lowest level is the safe one for the
+    co-add's saturation flags. None when no input extension has the keyword.
+    """
+    levels = []
+    for path in paths:
+        with fits.open(path) as hdul:
+            levels += [float(h.header["SATURATE"]) for h in hdul[1:]
+                       if "SATURATE" in h.header and (extname is None or h.name == extname)]
+    return min(levels) if levels else None

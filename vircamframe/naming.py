@@ -31,6 +31,8 @@ PER_FRAME_SUFFIXES: dict[str, str] = {
     "PHOTCAL_SCI": "photcal",
     "RESAMPLED_SCI": "resamp",
     "RESAMPLED_WEIGHT": "resamp.weight",
+    "TILED_OBJECT_CATALOGUE": "cat",
+    "JITTERED_OBJECT_CATALOGUE": "cat",
 }
 
 # Where QC figures of the running recipe go (None: next to the product). Set by Recipe.run.

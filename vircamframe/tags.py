@@ -108,6 +108,8 @@ PRODUCT_TAGS: dict[str, str] = {
     "JITTERED_CONFIDENCE_MAP": "confidence map of a stack",
     "TILED_IMAGE": "co-added tile",
     "TILED_CONFIDENCE_MAP": "confidence map of the tile",
+    "TILED_OBJECT_CATALOGUE": "source catalogue of the tile",
+    "JITTERED_OBJECT_CATALOGUE": "source catalogue of a stack, one table per detector",
     "STAT_EXPTIME": "total exposure time per pixel of a tile",
     "STAT_NIMG": "number of pawprints per pixel of a tile",
     "STAT_MJD": "mean MJD per pixel of a tile",

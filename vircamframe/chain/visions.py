@@ -56,6 +56,8 @@ VISIONS_LAYOUT: dict[str, str] = {
     "RESAMPLED_SCI": "resampled",
     "JITTERED_IMAGE_SCI": "stacks",
     "TILED_IMAGE": "tile",
+    "TILED_OBJECT_CATALOGUE": "tile",
+    "JITTERED_OBJECT_CATALOGUE": "stacks",
     "STAT_EXPTIME": "statistics",
 }
 
@@ -85,8 +87,9 @@ def _bool(value: Any) -> bool:
 
 
 _BUILD: dict[str, tuple[str, ...]] = {  # build_* key -> the products it asks for
-    "build_stacks": ("JITTERED_IMAGE_SCI",),
-    "build_tile": ("TILED_IMAGE", "STAT_EXPTIME", "STAT_NIMG", "STAT_MJD", "STAT_ASTRMS"),
+    "build_stacks": ("JITTERED_IMAGE_SCI", "JITTERED_OBJECT_CATALOGUE"),
+    "build_tile": ("TILED_IMAGE", "TILED_OBJECT_CATALOGUE", "STAT_EXPTIME", "STAT_NIMG", "STAT_MJD",
+                   "STAT_ASTRMS"),
     "build_phase3": ("PHASE3_IMAGE",),
     "build_public_catalog": ("PUBLIC_CATALOGUE",),
 }

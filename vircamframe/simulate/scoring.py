@@ -265,3 +265,66 @@ def exact_twomass(run: str | os.PathLike, path: str | os.PathLike, faint: float 
            "Jmag": stars["J_2MASS"], "e_Jmag": error, "Hmag": stars["H_2MASS"], "e_Hmag": error,
            "Kmag": stars["KS_2MASS"], "e_Kmag": error, "Qflg": np.full(n, "AAA")}).write(path, overwrite=True)
     return path
+
+
+def catalogue_scores(
+    catalogue: str | os.PathLike, run: str | os.PathLike, extname: str = "TILE", min_snr: float = 20.0,
+    match_radius: float = 0.5, isolation: float = 3.0, aperture: int | None = None,
+) -> dict:
+    """How well a source catalogue (TILED_OBJECT_CATALOGUE) recovered the true stars.
+
+    Stars of the truth (``KIND`` 0) are matched to the catalogue's nearest source within
+    ``match_radius`` seeing FWHM; kept are those measured with S/N above ``min_snr`` in the
+    main aperture (``aperture``: index, default the QC APDIAM one), unflagged (FLAGS 0: not
+    saturated, blended or truncated), and isolated: no other true source (star or galaxy)
+    brighter than the star's magnitude + 2.5 within ``isolation`` FWHM.
+
+    Returns
+    -------
+    dict
+        ``n``; ``pos_rms_mas``: rms of the position offsets per axis (RA cos dec, Dec) [mas];
+        ``pos_offset_mas``: mean offsets; ``mag_median``: median of catalogue minus true
+        magnitude [mag]; ``norm_rms``: rms of (residual - median) / error, with the error less
+        its zero-point term (the median takes out what is common to all stars);
+        ``norm_rms_total``: rms of residual / full error (the zero-point error in it).
+    """
+    from scipy.spatial import cKDTree
+
+    table = Table.read(catalogue, extname)
+    header = fits.getheader(catalogue, extname)
+    stars = Table.read(os.path.join(run, "truth", "stars.fits"))
+    scale = float(header["ESO DRS PIXSCALE"])
+    fwhm = float(header["ESO DRS SEEING"]) * scale / 3600.0  # deg
+    if aperture is None:
+        diameters = [header[f"ESO DRS APDIAM{i}"] for i in range(1, len(table["MAG_APER"][0]) + 1)]
+        aperture = int(np.argmin(np.abs(np.array(diameters) - fits.getval(catalogue, "ESO QC APDIAM"))))
+    dec0 = np.deg2rad(np.median(table["DEC"]))
+
+    def plane(ra, dec):
+        return np.column_stack([np.asarray(ra) * np.cos(dec0), np.asarray(dec)])
+
+    true_xy = plane(stars["RA_OBS"], stars["DEC_OBS"])
+    tree = cKDTree(true_xy)
+    distance, index = cKDTree(plane(table["RA"], table["DEC"])).query(true_xy)
+    mag_true = np.asarray(stars["MAG"], float)
+    isolated = np.ones(len(stars), bool)
+    for i, neighbours in enumerate(tree.query_ball_point(true_xy, isolation * fwhm)):
+        others = [j for j in neighbours if j != i]
+        isolated[i] = not others or np.all(mag_true[others] > mag_true[i] + 2.5)
+    rows = index
+    flux = np.asarray(table["FLUX_APER"][rows, aperture], float)
+    snr = flux / np.asarray(table["FLUXERR_APER"][rows, aperture], float)
+    keep = ((np.asarray(stars["KIND"]) == 0) & (distance < match_radius * fwhm) & isolated
+            & (snr > min_snr) & (np.asarray(table["FLAGS"][rows]) == 0))
+    rows = rows[keep]
+    d_ra = (np.asarray(table["RA"][rows]) - np.asarray(stars["RA_OBS"][keep])) * np.cos(dec0) * 3.6e6
+    d_dec = (np.asarray(table["DEC"][rows]) - np.asarray(stars["DEC_OBS"][keep])) * 3.6e6
+    residual = np.asarray(table["MAG_APER"][rows, aperture], float) - mag_true[keep]
+    error = np.asarray(table["MAGERR_APER"][rows, aperture], float)
+    zp_err = float(header.get("ESO DRS MAGZERR", 0.0))
+    median = float(np.median(residual))
+    random = np.sqrt(np.clip(error**2 - zp_err**2, 1e-12, None))
+    return {"n": int(keep.sum()), "pos_rms_mas": (float(np.std(d_ra)), float(np.std(d_dec))),
+            "pos_offset_mas": (float(np.mean(d_ra)), float(np.mean(d_dec))), "mag_median": median,
+            "norm_rms": float(np.sqrt(np.mean(((residual - median) / random) ** 2))),
+            "norm_rms_total": float(np.sqrt(np.mean((residual / error) ** 2)))}
