@@ -152,9 +152,6 @@ class QCReport:
         """The product categories present, in pipeline order."""
         return list(dict.fromkeys(p.category for p in self.products))
 
-    def checks_of(self, product: ProductQC) -> list[QCCheck]:
-        return [c for c in self.checks if c.value.product == product.name]
-
 
 # --- pure logic ---------------------------------------------------------------------------------
 
