@@ -17,8 +17,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from vircamframe.catalog import APERTURE_FACTORS, COLUMN_UNITS, catalogue_image
-from vircamframe.errors import RecipeInputError
+from vircamframe.catalog import (
+    APERTURE_FACTORS,
+    COLUMN_UNITS,
+    calibrate_catalogues,
+    catalogue_image,
+    measure_seeing,
+)
+from vircamframe.errors import QualityGateError, RecipeInputError
 from vircamframe.fitsio import open_fits, read_primary_header
 from vircamframe.naming import per_frame_name
 from vircamframe.parameters import Parameter
@@ -40,9 +46,10 @@ _DESCRIPTION = (
     "NOISEFi) that multiplies the background part of each flux error (the source's photon\n"
     "noise is kept); MAG_AUTO's error uses the factor at its Kron area.\n"
     "Aperture corrections to the largest aperture (ten times the seeing: the pawprints' zero\n"
-    "points are for that aperture) come from the curve of growth of bright (S/N > 50),\n"
-    "isolated, unflagged, unsaturated point sources, kappa-clipped (the pawprint photometry's\n"
-    "method). MAG_APER is calibrated and corrected to total; MAG_AUTO is calibrated, not\n"
+    "points are for that aperture; one set per product, the stars of all its images pooled)\n"
+    "come from the curve of growth of bright (S/N > 50), isolated, unflagged, unsaturated\n"
+    "point sources, kappa-clipped (the pawprint photometry's method). MAG_APER is calibrated\n"
+    "and corrected to total; MAG_AUTO is calibrated, not\n"
     "corrected. Magnitude errors: sqrt(flux error^2 + MAGZERR^2 + aperture correction\n"
     "error^2 + its star-to-star scatter^2 (ESO DRS APCSIGi: the PSF varies over a co-add of\n"
     "pawprints of different seeing)), MAGZERR the zero-point error of the pawprints (their\n"
@@ -53,8 +60,10 @@ _DESCRIPTION = (
     "medians over detectors): NSOURCES; MAGLIM, the 5-sigma point-source limit, from the\n"
     "empty-aperture rms of the main aperture (twice the seeing) corrected to total; MAGLIMSNR,\n"
     "the magnitude at which the catalogued sources' median S/N in the main aperture falls to 5\n"
-    "(a check of MAGLIM with the sources' own errors); APCOR, APDIAM of the main aperture;\n"
-    "FWHM [arcsec] and ELLIPTICITY, medians of the point sources; NOISEFAC; MAGZERR."
+    "(a check of MAGLIM with the sources' own errors). A stack detector with fewer than 3\n"
+    "stars for its seeing takes the median of the other detectors'.\n"
+    "APCOR, APDIAM of the main aperture; FWHM [arcsec] and ELLIPTICITY, medians of the\n"
+    "point sources; NOISEFAC; MAGZERR."
 )
 
 _PARAMETERS = (
@@ -92,25 +101,46 @@ class _CoaddCatalogue(Recipe):
         name = per_frame_name(self.catalogue_tag, image.name)
         with (open_fits(image.path, check=False) as sci, open_fits(confidence.path, check=False) as conf,
               tempfile.TemporaryDirectory(prefix=".catalog.", dir=self.output_dir) as work):
-            for hdu in sci[1:]:
-                if not hdu.is_image or hdu.data is None:
-                    continue
+            hdus = [h for h in sci[1:] if h.is_image and h.data is not None]
+            for hdu in hdus:
                 if hdu.name not in conf:
                     raise RecipeInputError(f"{self.name}: {confidence.name} has no extension {hdu.name}")
-                self.log.info("%s[%s]: SExtractor", image.name, hdu.name)
+            seeing = _seeing_per_image(hdus, conf, Path(work), params, image.name, self.log)
+            for hdu in hdus:
+                self.log.info("%s[%s]: SExtractor, seeing %.2f px", image.name, hdu.name, seeing[hdu.name])
                 result = catalogue_image(
                     np.asarray(hdu.data, float), np.asarray(conf[hdu.name].data, float), hdu.header,
                     Path(work) / hdu.name, zero_point=zero_point, zero_point_err=zp_err,
                     detect_thresh=params.detect_thresh, detect_minarea=params.detect_minarea,
-                    seeing_thresh=params.seeing_thresh, log=self.log,
+                    seeing=seeing[hdu.name], log=self.log,
                 )
                 results.append((hdu.name, result))
+        n_stars = calibrate_catalogues([r for _, r in results])
+        self.log.info("aperture corrections from %d stars: %s mag", n_stars,
+                      " ".join(f"{a:.4f}" for a in results[0][1].apcor))
         extra = {"PHOTZP": (zero_point, "[mag] zero point of the magnitudes"),
                  **{f"ESO QC {k}": v for k, v in _primary_qc([r for _, r in results]).items()}}
         with self.product(self.catalogue_tag, name, [image], [confidence], extra=extra) as out:
             for extname, result in results:
                 qc = result.qc() if len(results) > 1 else None
                 out.add_table(extname, result.table, result.cards(), qc, COLUMN_UNITS)
+
+
+def _seeing_per_image(hdus, conf, work: Path, params, name: str, log) -> dict[str, float]:
+    """Each image's seeing [pixels]; one with too few stars takes the median of the others'."""
+    seeing = {h.name: measure_seeing(np.asarray(h.data, float), np.asarray(conf[h.name].data, float),
+                                     h.header, work / h.name, seeing_thresh=params.seeing_thresh,
+                                     detect_minarea=params.detect_minarea, log=log) for h in hdus}
+    known = [v for v in seeing.values() if np.isfinite(v)]
+    if not known:
+        raise QualityGateError(f"{name}: fewer than 3 bright unflagged point sources to measure the "
+                               "seeing on in every image: empty or very shallow?")
+    for key, value in seeing.items():
+        if not np.isfinite(value):
+            log.warning("%s[%s]: too few stars for the seeing; the median of %d others", name, key,
+                        len(known))
+            seeing[key] = float(np.median(known))
+    return seeing
 
 
 def _primary_qc(results) -> dict[str, tuple[object, str]]:

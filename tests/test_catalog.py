@@ -141,3 +141,24 @@ def test_tile_without_confidence_map_is_a_one_line_error(demo, tmp_path):
         run_recipe("vircam_catalog", FrameSet(tile), {}, output_dir=tmp_path)
     assert "\n" not in str(info.value)
     assert not list(tmp_path.glob("*.fits"))
+
+
+@pytest.mark.slow
+def test_stack_catalogue_has_one_table_per_detector(demo, tmp_path):
+    science = demo / "pipeline" / "demo_science"
+    resampled = [f for f in chain_products(science, "RESAMPLED_SCI", "RESAMPLED_WEIGHT")
+                 if fits.getval(f.path, "OFFSET_I") == 1]
+    stacks = run_recipe("vircam_stack", FrameSet(resampled), {}, output_dir=tmp_path / "stack",
+                        qc_plots=False)
+    products = run_recipe("vircam_stack_catalog", stacks, {}, output_dir=tmp_path / "cat", qc_plots=False)
+    (product,) = products.by_tag("JITTERED_OBJECT_CATALOGUE")
+    assert product.name.endswith(".cat.fits")
+    with fits.open(product.path) as hdul:
+        tables = hdul[1:]
+        assert [t.name for t in tables] == [f"DET1.CHIP{n}" for n in range(1, 17)]
+        counts = [t.header["ESO QC NSOURCES"] for t in tables]
+        assert hdul[0].header["ESO QC NSOURCES"] == sum(counts) == sum(t.header["NAXIS2"] for t in tables)
+        # one set of aperture corrections for the stack, from the stars of all detectors
+        assert len({t.header["ESO DRS APCOR3"] for t in tables}) == 1
+        assert tables[0].header["ESO DRS APSTARS"] >= 3
+        assert -0.5 < hdul[0].header["ESO QC APCOR"] < -0.05

@@ -12,9 +12,10 @@ a stack) with its confidence map:
 3. The noise of source-free apertures (:func:`~vircamframe.numerics.catalog.empty_aperture_noise`)
    gives the correlated-noise factor of each aperture; the background part of SExtractor's
    errors is multiplied by it.
-4. Bright isolated stars give each aperture's correction to the largest one (ten times the
-   seeing, the aperture the pawprints were calibrated in; :func:`vircamframe.numerics.
-   photometry.aperture_correction`, the pawprint photometry's method).
+4. Bright isolated stars (of all images of a product: :func:`calibrate_catalogues`) give each
+   aperture's correction to the largest one (ten times the seeing, the aperture the pawprints
+   were calibrated in; :func:`vircamframe.numerics.photometry.aperture_correction`, the
+   pawprint photometry's method).
 5. Magnitudes are calibrated and aperture-corrected; their errors add, in quadrature, the
    corrected flux error, the zero-point error, the aperture correction's error and its
    star-to-star scatter (the PSF varies over a co-add of pawprints of different seeing).
@@ -48,7 +49,8 @@ from .numerics.stats import robust_sigma
 from .refcat.ldac import read_ldac
 from .sextractor import run_sextractor
 
-__all__ = ["APERTURE_FACTORS", "COLUMN_UNITS", "MAIN_APERTURE", "Catalogue", "catalogue_image"]
+__all__ = ["APERTURE_FACTORS", "COLUMN_UNITS", "MAIN_APERTURE", "Catalogue", "calibrate_catalogues",
+           "catalogue_image", "measure_seeing"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,21 @@ class Catalogue:
     maglim: float
     maglim_snr: float
     stars: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, bool))
+    aperture_sigma: float = float("nan")  # empty-aperture rms of the main aperture [ADU]
+    growth: tuple[np.ndarray, np.ndarray] = field(repr=False, default=(np.zeros((0, 0)), np.zeros((0, 0))))
+
+    def apply_aperture_corrections(self, apcor: np.ndarray, apcor_err: np.ndarray,
+                                   apcor_sig: np.ndarray) -> None:
+        """Calibrate the magnitudes with these corrections (their own, or borrowed when the
+        image has too few stars) and compute the limiting magnitudes."""
+        self.apcor, self.apcor_err, self.apcor_sig = apcor, apcor_err, apcor_sig
+        _calibrate(self.table, self.zero_point, self.zero_point_err, apcor, np.hypot(apcor_err, apcor_sig))
+        # the main aperture's empty-aperture rms in the image's units (not homogenised: the
+        # median-confidence noise, the typical depth of the image)
+        self.maglim = limiting_magnitude(self.aperture_sigma, self.zero_point, apcor[MAIN_APERTURE])
+        flux = np.asarray(self.table["FLUX_APER"][:, MAIN_APERTURE], float)
+        snr = flux / np.asarray(self.table["FLUXERR_APER"][:, MAIN_APERTURE], float)
+        self.maglim_snr = magnitude_at_snr(np.asarray(self.table["MAG_APER"][:, MAIN_APERTURE]), snr)
 
     def qc(self) -> dict[str, tuple[object, str]]:
         """QC cards (without the ``ESO QC`` prefix): NSOURCES, MAGLIM, MAGLIMSNR, APCOR, FWHM,
@@ -178,13 +195,50 @@ def _seeing(objects: Table, saturate: float) -> float:
             & (np.asarray(objects["ELONGATION"]) < 1.3) & (np.asarray(objects["FLUX_MAX"]) < 0.8 * saturate)
             & (fwhm > 0.5))
     if good.sum() < 3:
-        raise QualityGateError(f"{good.sum()} bright unflagged point sources to measure the seeing on "
-                               "(at least 3 needed): empty or very shallow image?")
+        return float("nan")
     values = fwhm[good]
     for _ in range(5):
         median, sigma = np.median(values), max(float(robust_sigma(values)), 0.02)
         values = values[np.abs(values - median) < 3 * sigma]
     return float(np.median(values))
+
+
+def _pixel_scale(header: fits.Header) -> float:
+    """[arcsec per pixel] of an image's celestial WCS."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        return float(np.mean(proj_plane_pixel_scales(WCS(header, naxis=2)))) * 3600.0
+
+
+def _inputs(data, confidence, header, workdir: Path, zero_point: float, detect_minarea: int):
+    """SExtractor's image and weight files (NaN -> 0, no weight there) and its common options."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    covered = np.isfinite(data) & np.isfinite(confidence) & (confidence > 0)
+    image = _write(workdir / "image.fits", np.where(covered, data, 0.0), header)
+    weight = _write(workdir / "weight.fits", np.where(covered, confidence, 0.0), fits.Header())
+    saturate = float(header.get("SATURATE", np.inf))
+    common = {"MAG_ZEROPOINT": zero_point, "BACK_SIZE": 64, "DETECT_MINAREA": detect_minarea,
+              "WEIGHT_THRESH": 0, "SATUR_LEVEL": saturate if np.isfinite(saturate) else 1e30}
+    if "SATURATE" not in header:
+        common["SATUR_KEY"] = "NONE_SATURATE"
+    return image, weight, covered, common
+
+
+def _first_pass(image, weight, workdir, common, thresh, saturate, log) -> float:
+    first = workdir / "seeing.ldac"
+    run_sextractor(image, first, workdir, weight, _SEEING_PARAMETERS,
+                   {**common, "DETECT_THRESH": thresh, "ANALYSIS_THRESH": thresh}, log)
+    return _seeing(read_ldac(first)[0][1], saturate)
+
+
+def measure_seeing(data: np.ndarray, confidence: np.ndarray, header: fits.Header, workdir: Path, *,
+                   seeing_thresh: float = 10.0, detect_minarea: int = 5, log: logging.Logger = log) -> float:
+    """The seeing FWHM [pixels] of an image (SExtractor's first pass of :func:`catalogue_image`):
+    the clipped median FWHM of bright, unflagged, round, unsaturated sources; NaN with fewer
+    than 3 of them."""
+    image, weight, _, common = _inputs(data, confidence, header, workdir, 0.0, detect_minarea)
+    return _first_pass(image, weight, workdir, common, seeing_thresh,
+                       float(header.get("SATURATE", np.inf)), log)
 
 
 def catalogue_image(
@@ -198,6 +252,7 @@ def catalogue_image(
     detect_thresh: float = 1.5,
     detect_minarea: int = 5,
     seeing_thresh: float = 10.0,
+    seeing: float | None = None,
     log: logging.Logger = log,
 ) -> Catalogue:
     """The source catalogue of one co-added image.
@@ -218,29 +273,28 @@ def catalogue_image(
         Detection threshold [sigma per pixel] (with ``detect_minarea`` connected pixels).
     seeing_thresh : float
         Detection threshold of the seeing pass [sigma].
+    seeing : float, optional
+        The seeing FWHM [pixels] when known (:func:`measure_seeing`); measured otherwise.
+
+    Returns
+    -------
+    Catalogue
+        Without aperture corrections and calibrated magnitudes yet: they come from the curves
+        of growth of all images of a product together (:func:`calibrate_catalogues`).
 
     Raises
     ------
     QualityGateError
         Fewer than 3 point sources to measure the seeing on.
     """
-    workdir.mkdir(parents=True, exist_ok=True)
-    covered = np.isfinite(data) & np.isfinite(confidence) & (confidence > 0)
-    image = _write(workdir / "image.fits", np.where(covered, data, 0.0), header)
-    weight = _write(workdir / "weight.fits", np.where(covered, confidence, 0.0), fits.Header())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        scale = float(np.mean(proj_plane_pixel_scales(WCS(header, naxis=2)))) * 3600.0
+    image, weight, covered, common = _inputs(data, confidence, header, workdir, zero_point, detect_minarea)
+    scale, gain = _pixel_scale(header), float(header.get("GAIN", 0.0))
     saturate = float(header.get("SATURATE", np.inf))
-    gain = float(header.get("GAIN", 0.0))
-    common = {"MAG_ZEROPOINT": zero_point, "BACK_SIZE": 64, "DETECT_MINAREA": detect_minarea,
-              "WEIGHT_THRESH": 0, "SATUR_LEVEL": saturate if np.isfinite(saturate) else 1e30}
-    if "SATURATE" not in header:
-        common["SATUR_KEY"] = "NONE_SATURATE"
-    first = workdir / "seeing.ldac"
-    run_sextractor(image, first, workdir, weight, _SEEING_PARAMETERS,
-                   {**common, "DETECT_THRESH": seeing_thresh, "ANALYSIS_THRESH": seeing_thresh}, log)
-    seeing = _seeing(read_ldac(first)[0][1], saturate)
+    if seeing is None:
+        seeing = _first_pass(image, weight, workdir, common, seeing_thresh, saturate, log)
+    if not np.isfinite(seeing):
+        raise QualityGateError("fewer than 3 bright unflagged point sources to measure the seeing on: "
+                               "empty or very shallow image?")
     diameters = np.array(APERTURE_FACTORS) * seeing
     catalog = workdir / "catalogue.ldac"
     segmentation, background = workdir / "segmentation.fits", workdir / "background.fits"
@@ -262,15 +316,11 @@ def catalogue_image(
     log.info("seeing %.2f px (%.2f arcsec); empty-aperture noise factors %s (%s apertures)", seeing,
              seeing * scale, " ".join(f"{f:.2f}" for f in factor), " ".join(str(n) for n in empty.n))
     table = _table(objects, diameters, factor, empty, gain, scale)
-    stars, apcor, apcor_err, apcor_sig, n_ap = _aperture_corrections(table, seeing, saturate, diameters)
-    _calibrate(table, zero_point, zero_point_err, apcor, np.hypot(apcor_err, apcor_sig))
-    # limit: the main aperture's empty-aperture rms in the image's units (not homogenised:
-    # the median-confidence noise, the typical depth of the image)
-    maglim = limiting_magnitude(empty.sigma[MAIN_APERTURE], zero_point, apcor[MAIN_APERTURE])
-    snr = np.asarray(table["FLUX_APER"][:, MAIN_APERTURE] / table["FLUXERR_APER"][:, MAIN_APERTURE])
-    maglim_snr = magnitude_at_snr(np.asarray(table["MAG_APER"][:, MAIN_APERTURE]), snr)
-    return Catalogue(table, seeing, scale, diameters, apcor, apcor_err, apcor_sig, factor, n_ap,
-                     zero_point, zero_point_err, maglim, maglim_snr, stars)
+    stars, growth = _growth_stars(table, seeing, saturate, diameters)
+    nan = np.full(len(diameters), np.nan)
+    return Catalogue(table, seeing, scale, diameters, nan, nan, nan, factor, 0, zero_point,
+                     zero_point_err, float("nan"), float("nan"), stars, float(empty.sigma[MAIN_APERTURE]),
+                     growth)
 
 
 def _table(objects: Table, diameters: np.ndarray, factor: np.ndarray, empty, gain: float,
@@ -320,37 +370,70 @@ def _table(objects: Table, diameters: np.ndarray, factor: np.ndarray, empty, gai
     })
 
 
-def _aperture_corrections(table: Table, seeing: float, saturate: float, diameters: np.ndarray):
-    """Point sources, and per aperture its correction to the largest, its error, the star count.
+def _growth_stars(table: Table, seeing: float, saturate: float, diameters: np.ndarray):
+    """Point sources, and the curve of growth of the bright isolated ones.
 
     Stars: unflagged, peak below 80 % of saturation, elongation below 1.3, FWHM within 25 % of
-    the seeing; for the corrections also S/N above 50 in the largest aperture and no other
+    the seeing; for the curve of growth also S/N above 50 in the largest aperture and no other
     source within its radius plus one seeing FWHM.
+
+    Returns
+    -------
+    stars : ndarray of bool
+    growth : (ndarray, ndarray)
+        Per picked star and aperture: magnitude in the largest aperture minus that in the
+        aperture, and the noise of that difference [mag].
     """
     flux = np.asarray(table["FLUX_APER"], float)
     err = np.asarray(table["FLUXERR_APER"], float)
     stars = ((np.asarray(table["FLAGS"]) == 0) & (np.asarray(table["FLAGS_WEIGHT"]) == 0)
              & (np.asarray(table["FLUX_MAX"]) < 0.8 * saturate) & (np.asarray(table["ELONGATION"]) < 1.3)
              & (np.abs(np.asarray(table["FWHM_IMAGE"]) / seeing - 1.0) < 0.25))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        snr = flux[:, -1] / err[:, -1]
-        mags = -2.5 * np.log10(flux)
     isolated = nearest_neighbour(table["X_IMAGE"], table["Y_IMAGE"]) > diameters[-1] / 2 + seeing
-    pick = stars & isolated & (snr > 50) & np.all(flux > 0, axis=1)
-    apcor, apcor_err, apcor_sig = (np.zeros(len(diameters)) for _ in range(3))
-    n_used = int(pick.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pick = stars & isolated & (flux[:, -1] / err[:, -1] > 50) & np.all(flux > 0, axis=1)
+        diff = -2.5 * np.log10(flux[pick, -1:] / flux[pick])
+        noise = MAG_PER_FLUX_ERROR * np.hypot(err[pick] / flux[pick], err[pick, -1:] / flux[pick, -1:])
+    return stars, (diff, noise)
+
+
+def calibrate_catalogues(catalogues: list[Catalogue]) -> int:
+    """Aperture corrections from the pooled curves of growth of ``catalogues``, applied to all.
+
+    The apertures are in units of each image's seeing, so the images of one product (the tile,
+    or the detectors of a stack, whose own few stars would not do) share their corrections.
+    Per aperture: the clipped correction to the largest and its error
+    (:func:`vircamframe.numerics.photometry.aperture_correction`, the pawprint photometry's
+    method), and the stars' scatter about it beyond their noise (the PSF changes over a co-add
+    of pawprints of different seeing: an error of every magnitude).
+
+    Returns
+    -------
+    int
+        The stars used.
+
+    Raises
+    ------
+    QualityGateError
+        Fewer than 3 bright isolated stars in all of them.
+    """
+    diff = np.concatenate([c.growth[0] for c in catalogues])
+    noise = np.concatenate([c.growth[1] for c in catalogues])
+    n_used = len(diff)
     if n_used < 3:
         raise QualityGateError(f"{n_used} bright isolated stars for the aperture corrections "
                                "(at least 3 needed): too crowded or too shallow")
-    for i in range(len(diameters) - 1):
-        a, _, e, _ = aperture_correction(mags[pick, i], mags[pick, -1], np.full(n_used, seeing))
+    n_ap = diff.shape[1]
+    apcor, apcor_err, apcor_sig = (np.zeros(n_ap) for _ in range(3))
+    for i in range(n_ap - 1):
+        a, _, e, _ = aperture_correction(np.zeros(n_used), diff[:, i], np.ones(n_used))
+        scatter = float(robust_sigma(diff[:, i]))
         apcor[i], apcor_err[i] = a, e
-        # the star-to-star scatter of the correction beyond the stars' noise: the PSF changes
-        # over the co-add (its pawprints had different seeing), an error of every magnitude
-        noise = MAG_PER_FLUX_ERROR * np.hypot(err[pick, i] / flux[pick, i], err[pick, -1] / flux[pick, -1])
-        scatter = float(robust_sigma(mags[pick, i] - mags[pick, -1]))
-        apcor_sig[i] = np.sqrt(max(scatter**2 - float(np.median(noise**2)), 0.0))
-    return stars, apcor, apcor_err, apcor_sig, n_used
+        apcor_sig[i] = np.sqrt(max(scatter**2 - float(np.median(noise[:, i] ** 2)), 0.0))
+    for catalogue in catalogues:
+        catalogue.apcor_stars = n_used
+        catalogue.apply_aperture_corrections(apcor, apcor_err, apcor_sig)
+    return n_used
 
 
 def _calibrate(table: Table, zp: float, zp_err: float, apcor: np.ndarray, apcor_err: np.ndarray) -> None:

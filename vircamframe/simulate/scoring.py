@@ -286,9 +286,13 @@ def catalogue_scores(
         ``pos_offset_mas``: mean offsets; ``mag_median``: median of catalogue minus true
         magnitude [mag]; ``norm_rms``: rms of (residual - median) / error, with the error less
         its zero-point term (the median takes out what is common to all stars);
-        ``norm_rms_total``: rms of residual / full error (the zero-point error in it).
+        ``norm_rms_total``: rms of residual / full error (the zero-point error in it);
+        ``pos_robust_mas`` and ``norm_robust``: the same as robust sigmas (1.4826 MAD), which
+        leave out the tail of blends the isolation cut misses.
     """
     from scipy.spatial import cKDTree
+
+    from ..numerics.stats import robust_sigma
 
     table = Table.read(catalogue, extname)
     header = fits.getheader(catalogue, extname)
@@ -327,4 +331,6 @@ def catalogue_scores(
     return {"n": int(keep.sum()), "pos_rms_mas": (float(np.std(d_ra)), float(np.std(d_dec))),
             "pos_offset_mas": (float(np.mean(d_ra)), float(np.mean(d_dec))), "mag_median": median,
             "norm_rms": float(np.sqrt(np.mean(((residual - median) / random) ** 2))),
-            "norm_rms_total": float(np.sqrt(np.mean((residual / error) ** 2)))}
+            "norm_rms_total": float(np.sqrt(np.mean((residual / error) ** 2))),
+            "pos_robust_mas": (float(robust_sigma(d_ra)), float(robust_sigma(d_dec))),
+            "norm_robust": float(robust_sigma((residual - median) / random))}
