@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vircamframe.association import by_parent
 from vircamframe.coadd import zero_point_error_cards
-from vircamframe.fitsio import open_fits
+from vircamframe.fitsio import image_hdus, open_fits
 from vircamframe.naming import per_frame_name
 from vircamframe.parameters import Parameter
 from vircamframe.recipe import Input, Output, Recipe
@@ -85,8 +85,7 @@ class Resample(Recipe):
                 calibs = [weight, *given]
                 primary = {**extra, **zero_point_error_cards([frame.path])}
                 with open_fits(frame.path, check=False) as hdul:
-                    sources = [h for h in hdul[1:] if h.is_image and h.data is not None]
-                    headers = [(h.name, h.header.copy()) for h in sources]
+                    headers = [(h.name, h.header.copy()) for h in image_hdus(hdul)]
                 for category, index in (("RESAMPLED_SCI", 0), ("RESAMPLED_WEIGHT", 1)):
                     with self.product(category, per_frame_name(category, frame.name), [frame], calibs,
                                       extra=primary) as out:

@@ -8,21 +8,17 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from vircamframe.association import by_parent
 from vircamframe.coadd import (
+    COADD_PARAMETERS,
     coadd,
     coadd_cards,
     confidence_map,
-    read_pieces,
-    same_grid,
-    saturation_level,
-    zero_point_error_cards,
+    read_coadd_inputs,
+    saturate_card,
+    swarp_options,
 )
-from vircamframe.fitsio import read_primary_header
 from vircamframe.naming import master_name, setup_label
-from vircamframe.parameters import Parameter
 from vircamframe.recipe import Input, Output, Recipe
-from vircamframe.swarp import COMBINE_TYPES, auto_mem_max
 
 
 class Stack(Recipe):
@@ -48,46 +44,32 @@ class Stack(Recipe):
         Output("JITTERED_CONFIDENCE_MAP", "confidence map of the stack"),
     )
     group_by = ("filter", "night", "offset")
-    parameters = (
-        Parameter("combine_type", str, "clipped", "SWarp combination", choices=COMBINE_TYPES),
-        Parameter("clip_sigma", float, 4.0, "Clipping threshold of 'clipped' [sigma]", range=(1.0, 100.0)),
-        Parameter("mem_max", int, 0, "SWarp memory [MB]; 0: an eighth of the machine's",
-                  range=(0, 1_000_000)),
-    )
+    parameters = COADD_PARAMETERS
 
     def process(self, frames, params) -> None:
-        images = list(frames.raw())
-        weights = by_parent(images, list(frames.calib()), "RESAMPLED_WEIGHT", self.name, required=True)
-        layouts = [read_pieces(f.path) for f in images]
-        grid = same_grid([g for g, _ in layouts], [f.name for f in images], self.name)
-        primary = read_primary_header(images[0].path)
-        offset = primary.get("OFFSET_I", 1)
-        extra = {"PHOTZP": (primary.get("PHOTZP", 25.0), "[mag] zero point (ADU per DIT)"),
-                 "ESO QC NJITTER": (len(images), "pawprints combined"),
-                 **zero_point_error_cards([f.path for f in images])}
-        setup = setup_label(**{"": primary.get("ESO INS FILT1 NAME", "nofilter")}, offset=offset)
+        inputs = read_coadd_inputs(frames, self.name)
+        primary = inputs.primary
+        extra = {**inputs.primary_cards(), "ESO QC NJITTER": (len(inputs.images), "pawprints combined")}
+        band = primary.get("ESO INS FILT1 NAME", "nofilter")
+        setup = setup_label(**{"": band}, offset=primary.get("OFFSET_I", 1))
         mjd = float(primary.get("MJD-OBS", 0.0))
-        options = {"combine_type": params.combine_type, "clip_sigma": params.clip_sigma,
-                   "threads": self.threads, "mem_max": params.mem_max or auto_mem_max(), "log": self.log}
-        extnames = [p.extname for p in layouts[0][1]]
+        options = swarp_options(params, self.threads, self.log)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        with (self.product("JITTERED_IMAGE_SCI", master_name("JITTERED_IMAGE_SCI", setup, mjd), images,
+        with (self.product("JITTERED_IMAGE_SCI", master_name("JITTERED_IMAGE_SCI", setup, mjd), inputs.images,
                            extra=extra) as sci,
               self.product("JITTERED_CONFIDENCE_MAP", master_name("JITTERED_CONFIDENCE_MAP", setup, mjd),
-                           images, extra=extra) as conf):
-            for extname in extnames:
-                pieces = [p for _, ps in layouts for p in ps if p.extname == extname]
+                           inputs.images, extra=extra) as conf):
+            for extname in [p.extname for p in inputs.pieces[0]]:
+                pieces = [p for ps in inputs.pieces for p in ps if p.extname == extname]
                 with tempfile.TemporaryDirectory(prefix=".stack.", dir=self.output_dir) as work:
-                    inputs = _extract(images, weights, extname, Path(work))
-                    result = coadd(*inputs, grid, pieces, Path(work), crop=True, **options)
-                header = coadd_cards(result, grid)
-                saturate = saturation_level([f.path for f in images], extname)
-                if saturate is not None:
-                    header["SATURATE"] = (saturate, "[ADU] lowest saturation level of the inputs")
+                    files = _extract(inputs.images, inputs.weights, extname, Path(work))
+                    result = coadd(*files, inputs.grid, pieces, Path(work), crop=True, **options)
+                header = coadd_cards(result, inputs.grid)
+                saturate_card(header, inputs.saturation(extname))
                 coverage = float(np.count_nonzero(result.weight > 0)) / result.weight.size
                 qc = {"COVERAGE": (coverage, "fraction of the stack's pixels with data")}
-                sci.add_image(extname, result.data, header, qc, [f.name for f in images])
-                conf.add_image(extname, confidence_map(result.weight), header, qc, [f.name for f in images])
+                sci.add_image(extname, result.data, header, qc, inputs.names)
+                conf.add_image(extname, confidence_map(result.weight), header, qc, inputs.names)
 
 
 def _extract(images, weights, extname: str, work: Path) -> tuple[list[Path], list[Path]]:

@@ -7,21 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from vircamframe.association import by_parent
 from vircamframe.coadd import (
+    COADD_PARAMETERS,
     coadd,
     coadd_cards,
     confidence_map,
-    read_pieces,
-    same_grid,
-    saturation_level,
-    zero_point_error_cards,
+    read_coadd_inputs,
+    saturate_card,
+    swarp_options,
 )
-from vircamframe.fitsio import read_primary_header
 from vircamframe.naming import master_name, setup_label
-from vircamframe.parameters import Parameter
 from vircamframe.recipe import Input, Output, Recipe
-from vircamframe.swarp import COMBINE_TYPES, auto_mem_max
 
 TILE_EXTNAME = "TILE"
 
@@ -50,40 +46,27 @@ class Tile(Recipe):
         Output("TILED_CONFIDENCE_MAP", "confidence map of the tile"),
     )
     group_by = ("filter", "night")
-    parameters = (
-        Parameter("combine_type", str, "clipped", "SWarp combination", choices=COMBINE_TYPES),
-        Parameter("clip_sigma", float, 4.0, "Clipping threshold of 'clipped' [sigma]", range=(1.0, 100.0)),
-        Parameter("mem_max", int, 0, "SWarp memory [MB]; 0: an eighth of the machine's",
-                  range=(0, 1_000_000)),
-    )
+    parameters = COADD_PARAMETERS
 
     def process(self, frames, params) -> None:
-        images = list(frames.raw())
-        weights = by_parent(images, list(frames.calib()), "RESAMPLED_WEIGHT", self.name, required=True)
-        layouts = [read_pieces(f.path) for f in images]
-        grid = same_grid([g for g, _ in layouts], [f.name for f in images], self.name)
-        primary = read_primary_header(images[0].path)
+        inputs = read_coadd_inputs(frames, self.name)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".tile.", dir=self.output_dir) as work:
-            result = coadd([f.path for f in images], [w.path for w in weights], grid,
-                           [p for _, ps in layouts for p in ps], Path(work), crop=False,
-                           combine_type=params.combine_type, clip_sigma=params.clip_sigma,
-                           threads=self.threads, mem_max=params.mem_max or auto_mem_max(), log=self.log)
+            result = coadd([f.path for f in inputs.images], [w.path for w in inputs.weights], inputs.grid,
+                           [p for ps in inputs.pieces for p in ps], Path(work), crop=False,
+                           **swarp_options(params, self.threads, self.log))
         coverage = float(np.count_nonzero(result.weight > 0)) / result.weight.size
-        extra = {"PHOTZP": (primary.get("PHOTZP", 25.0), "[mag] zero point (ADU per DIT)"),
-                 "ESO QC NPAWPRINT": (len(images), "pawprints combined"),
-                 "ESO QC COVERAGE": (coverage, "fraction of the tile grid with data"),
-                 **zero_point_error_cards([f.path for f in images])}
-        setup = setup_label(**{"": primary.get("ESO INS FILT1 NAME", "nofilter")})
-        mjd = float(primary.get("MJD-OBS", 0.0))
-        header = coadd_cards(result, grid)
-        saturate = saturation_level([f.path for f in images])
-        if saturate is not None:
-            header["SATURATE"] = (saturate, "[ADU] lowest saturation level of the inputs")
-        provenance = [f.name for f in images]
+        extra = {**inputs.primary_cards(),
+                 "ESO QC NPAWPRINT": (len(inputs.images), "pawprints combined"),
+                 "ESO QC COVERAGE": (coverage, "fraction of the tile grid with data")}
+        setup = setup_label(**{"": inputs.primary.get("ESO INS FILT1 NAME", "nofilter")})
+        mjd = float(inputs.primary.get("MJD-OBS", 0.0))
+        header = coadd_cards(result, inputs.grid)
+        saturate_card(header, inputs.saturation())
+        images = inputs.images
         with self.product("TILED_IMAGE", master_name("TILED_IMAGE", setup, mjd), images, extra=extra) as out:
-            out.add_image(TILE_EXTNAME, result.data, header, provenance=provenance)
+            out.add_image(TILE_EXTNAME, result.data, header, provenance=inputs.names)
         del result.data
         with self.product("TILED_CONFIDENCE_MAP", master_name("TILED_CONFIDENCE_MAP", setup, mjd), images,
                           extra=extra) as out:
-            out.add_image(TILE_EXTNAME, confidence_map(result.weight), header, provenance=provenance)
+            out.add_image(TILE_EXTNAME, confidence_map(result.weight), header, provenance=inputs.names)

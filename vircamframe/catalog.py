@@ -335,12 +335,8 @@ def _table(objects: Table, diameters: np.ndarray, factor: np.ndarray, empty, gai
     auto_err = corrected_flux_error(objects["FLUX_AUTO"], objects["FLUXERR_AUTO"], gain,
                                     empty.factor_at_area(kron_area) if np.isfinite(empty.factor).any()
                                     else 1.0)
-    return Table({
-        "NUMBER": np.asarray(objects["NUMBER"], np.int32),
-        "X_IMAGE": np.asarray(objects["XWIN_IMAGE"], float),
-        "Y_IMAGE": np.asarray(objects["YWIN_IMAGE"], float),
-        "RA": np.asarray(objects["ALPHAWIN_J2000"], float),
-        "DEC": np.asarray(objects["DELTAWIN_J2000"], float),
+    columns = _copied(objects, _POSITION_COLUMNS)
+    columns.update({
         "ERRA": np.asarray(objects["ERRAWIN_WORLD"], float) * 3600.0,
         "ERRB": np.asarray(objects["ERRBWIN_WORLD"], float) * 3600.0,
         "ERRTHETA": np.asarray(objects["ERRTHETAWIN_J2000"], np.float32),
@@ -352,22 +348,29 @@ def _table(objects: Table, diameters: np.ndarray, factor: np.ndarray, empty, gai
         "FLUXERR_AUTO": auto_err.astype(np.float32),
         "MAG_AUTO": np.zeros(n, np.float32),
         "MAGERR_AUTO": np.zeros(n, np.float32),
-        "KRON_RADIUS": np.asarray(objects["KRON_RADIUS"], np.float32),
-        "A_IMAGE": np.asarray(objects["A_IMAGE"], np.float32),
-        "B_IMAGE": np.asarray(objects["B_IMAGE"], np.float32),
-        "THETA": np.asarray(objects["THETA_J2000"], np.float32),
-        "BACKGROUND": np.asarray(objects["BACKGROUND"], np.float32),
-        "FLUX_MAX": np.asarray(objects["FLUX_MAX"], np.float32),
-        "FLUX_RADIUS": np.asarray(objects["FLUX_RADIUS"], np.float32),
-        "FWHM_IMAGE": np.asarray(objects["FWHM_IMAGE"], np.float32),
-        "FWHM_WORLD": (np.asarray(objects["FWHM_IMAGE"], float) * scale).astype(np.float32),
-        "ELONGATION": np.asarray(objects["ELONGATION"], np.float32),
-        "ELLIPTICITY": np.asarray(objects["ELLIPTICITY"], np.float32),
-        "CLASS_STAR": np.asarray(objects["CLASS_STAR"], np.float32),
-        "FLAGS": np.asarray(objects["FLAGS"], np.int16),
-        "FLAGS_WEIGHT": np.asarray(objects["FLAGS_WEIGHT"], np.int16),
-        "SNR_WIN": np.asarray(objects["SNR_WIN"], np.float32),
     })
+    columns.update(_copied(objects, _SHAPE_COLUMNS))
+    columns["FWHM_WORLD"] = (np.asarray(objects["FWHM_IMAGE"], float) * scale).astype(np.float32)
+    columns.update(_copied(objects, _QUALITY_COLUMNS))
+    return Table(columns)
+
+
+# SExtractor columns the catalogue keeps as they are: (our name, SExtractor's name, dtype)
+_POSITION_COLUMNS = (("NUMBER", "NUMBER", np.int32), ("X_IMAGE", "XWIN_IMAGE", float),
+                     ("Y_IMAGE", "YWIN_IMAGE", float), ("RA", "ALPHAWIN_J2000", float),
+                     ("DEC", "DELTAWIN_J2000", float))
+_SHAPE_COLUMNS = tuple((name, source, np.float32) for name, source in (
+    ("KRON_RADIUS", "KRON_RADIUS"), ("A_IMAGE", "A_IMAGE"), ("B_IMAGE", "B_IMAGE"), ("THETA", "THETA_J2000"),
+    ("BACKGROUND", "BACKGROUND"), ("FLUX_MAX", "FLUX_MAX"), ("FLUX_RADIUS", "FLUX_RADIUS"),
+    ("FWHM_IMAGE", "FWHM_IMAGE")))
+_QUALITY_COLUMNS = (("ELONGATION", "ELONGATION", np.float32), ("ELLIPTICITY", "ELLIPTICITY", np.float32),
+                    ("CLASS_STAR", "CLASS_STAR", np.float32), ("FLAGS", "FLAGS", np.int16),
+                    ("FLAGS_WEIGHT", "FLAGS_WEIGHT", np.int16), ("SNR_WIN", "SNR_WIN", np.float32))
+
+
+def _copied(objects: Table, spec) -> dict[str, np.ndarray]:
+    """SExtractor columns under our names and types."""
+    return {name: np.asarray(objects[source], dtype) for name, source, dtype in spec}
 
 
 def _growth_stars(table: Table, seeing: float, saturate: float, diameters: np.ndarray):

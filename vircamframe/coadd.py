@@ -19,11 +19,15 @@ import numpy as np
 from astropy.io import fits
 
 from .errors import RecipeInputError
+from .fitsio import image_hdus
+from .frames import Frame, FrameSet
 from .numerics.tilegrid import TileGrid
-from .swarp import combine
+from .parameters import Parameter
+from .swarp import COMBINE_TYPES, auto_mem_max, combine
 from .tiling import grid_of_piece, piece_cards, sub_grid
 
-__all__ = ["Coadd", "Piece", "coadd", "confidence_map", "read_pieces", "saturation_level",
+__all__ = ["COADD_PARAMETERS", "Coadd", "CoaddInputs", "Piece", "coadd", "confidence_map",
+           "read_coadd_inputs", "read_pieces", "same_grid", "saturate_card", "swarp_options",
            "zero_point_error_cards"]
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ class Piece:
     ymin: int
     nx: int
     ny: int
+    saturate: float | None = None  # [ADU] SATURATE of the resampled detector
 
     @property
     def xmax(self) -> int:
@@ -66,12 +71,12 @@ def read_pieces(path: str | os.PathLike) -> tuple[TileGrid, list[Piece]]:
     path = Path(path)
     grid, pieces = None, []
     with fits.open(path) as hdul:
-        for hdu in hdul[1:]:
-            if not hdu.is_image or hdu.header.get("NAXIS", 0) != 2:
-                continue
+        for hdu in image_hdus(hdul):
             piece_grid, xmin, ymin = grid_of_piece(hdu.header)
             grid = grid or piece_grid
-            pieces.append(Piece(path, hdu.name, xmin, ymin, hdu.header["NAXIS1"], hdu.header["NAXIS2"]))
+            saturate = float(hdu.header["SATURATE"]) if "SATURATE" in hdu.header else None
+            pieces.append(Piece(path, hdu.name, xmin, ymin, hdu.header["NAXIS1"], hdu.header["NAXIS2"],
+                                saturate))
     if grid is None:
         raise RecipeInputError(f"{path.name}: no resampled detector in it")
     return grid, pieces
@@ -175,15 +180,63 @@ def zero_point_error_cards(paths: Sequence[str | os.PathLike]) -> dict[str, tupl
     return {"ESO DRS MAGZERR": (combined_zero_point_error(errors), "[mag] zero-point error of the inputs")}
 
 
-def saturation_level(paths: Sequence[str | os.PathLike], extname: str | None = None) -> float | None:
-    """The lowest ``SATURATE`` [ADU] of the inputs' image extensions (``extname`` only, if given).
+COADD_PARAMETERS = (
+    Parameter("combine_type", str, "clipped", "SWarp combination", choices=COMBINE_TYPES),
+    Parameter("clip_sigma", float, 4.0, "Clipping threshold of 'clipped' [sigma]", range=(1.0, 100.0)),
+    Parameter("mem_max", int, 0, "SWarp memory [MB]; 0: an eighth of the machine's", range=(0, 1_000_000)),
+)
 
-    A co-add is saturated where any of its inputs is: the lowest level is the safe one for the
-    co-add's saturation flags. None when no input extension has the keyword.
-    """
-    levels = []
-    for path in paths:
-        with fits.open(path) as hdul:
-            levels += [float(h.header["SATURATE"]) for h in hdul[1:]
-                       if "SATURATE" in h.header and (extname is None or h.name == extname)]
-    return min(levels) if levels else None
+
+@dataclass
+class CoaddInputs:
+    """The resampled pawprints of a co-add, their weights, pieces and common grid."""
+
+    images: list[Frame]
+    weights: list[Frame]
+    pieces: list[list[Piece]]  # per image, in its extension order
+    grid: TileGrid
+    primary: fits.Header  # of the first image: filter, time, PHOTZP
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.images]
+
+    def saturation(self, extname: str | None = None) -> float | None:
+        """The lowest ``SATURATE`` [ADU] of the pieces (of ``extname`` only, if given).
+
+        A co-add is saturated where any of its inputs is: the lowest level is the safe one for
+        the co-add's saturation flags. None when no piece has the keyword.
+        """
+        levels = [p.saturate for ps in self.pieces for p in ps
+                  if p.saturate is not None and (extname is None or p.extname == extname)]
+        return min(levels) if levels else None
+
+    def primary_cards(self) -> dict[str, tuple[object, str]]:
+        """``PHOTZP`` and the combined zero-point error of the co-add's primary header."""
+        return {"PHOTZP": (self.primary.get("PHOTZP", 25.0), "[mag] zero point (ADU per DIT)"),
+                **zero_point_error_cards([f.path for f in self.images])}
+
+
+def read_coadd_inputs(frames: FrameSet, recipe: str) -> CoaddInputs:
+    """The RAW resampled pawprints of ``frames`` with the RESAMPLED_WEIGHT made from each,
+    their pieces, and the one grid they share (a one-line error otherwise)."""
+    from .association import by_parent
+    from .fitsio import read_primary_header
+
+    images = list(frames.raw())
+    weights = by_parent(images, list(frames.calib()), "RESAMPLED_WEIGHT", recipe, required=True)
+    layouts = [read_pieces(f.path) for f in images]
+    grid = same_grid([g for g, _ in layouts], [f.name for f in images], recipe)
+    return CoaddInputs(images, weights, [ps for _, ps in layouts], grid, read_primary_header(images[0].path))
+
+
+def swarp_options(params, threads: int, log: logging.Logger) -> dict[str, object]:
+    """:func:`coadd` options from the :data:`COADD_PARAMETERS` of a run."""
+    return {"combine_type": params.combine_type, "clip_sigma": params.clip_sigma, "threads": threads,
+            "mem_max": params.mem_max or auto_mem_max(), "log": log}
+
+
+def saturate_card(header: fits.Header, level: float | None) -> None:
+    """Set a co-add's ``SATURATE`` to ``level``, the lowest of its inputs (nothing if None)."""
+    if level is not None:
+        header["SATURATE"] = (level, "[ADU] lowest saturation level of the inputs")

@@ -158,6 +158,11 @@ def get_key(header: fits.Header, key: str, path: str | os.PathLike, kind: type =
         raise FitsInputError(f"{path}: keyword {key} = {header[key]!r} is not {kind.__name__}") from None
 
 
+def image_hdus(hdul: fits.HDUList) -> list:
+    """The extensions holding a 2-D image, from their headers alone (no pixel is read)."""
+    return [hdu for hdu in hdul[1:] if hdu.is_image and hdu.header.get("NAXIS", 0) == 2]
+
+
 def detector_extnames(hdul: fits.HDUList) -> list[str]:
     """The names of the image extensions (``DET1.CHIP1``...) in file order."""
     return [hdu.name for hdu in hdul[1:] if hdu.is_image]

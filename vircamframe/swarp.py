@@ -25,6 +25,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from .external import run_tool
+from .fitsio import image_hdus
 
 __all__ = ["COMBINE_TYPES", "RESAMPLING_KERNELS", "SWARP", "auto_mem_max", "combine", "resample",
            "write_grid_header"]
@@ -121,7 +122,7 @@ def resample(
     workdir.mkdir(parents=True, exist_ok=True)
     image = Path(image)
     with fits.open(image) as hdul:
-        n_images = sum(1 for hdu in hdul if hdu.is_image and hdu.data is not None and hdu.data.ndim == 2)
+        n_images = len(image_hdus(hdul))
     stem = image.name[: -len(".fits")] if image.name.endswith(".fits") else image.stem
     write_grid_header(grid, workdir / "unused_coadd.head")
     pieces = [(workdir / f"{stem}.{n:04d}.resamp.fits", workdir / f"{stem}.{n:04d}.resamp.weight.fits")

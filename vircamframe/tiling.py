@@ -19,6 +19,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from .errors import FitsInputError
+from .fitsio import image_hdus
 from .numerics.tilegrid import NATIVE_PIXEL_ARCSEC, TILE_PIXEL_ARCSEC, TileGrid, tile_grid
 
 __all__ = [
@@ -56,9 +57,7 @@ def detector_edges(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, lis
     """
     ras, decs, scales = [], [], []
     with fits.open(path) as hdul:
-        for hdu in hdul[1:]:
-            if not hdu.is_image or hdu.header.get("NAXIS", 0) != 2:
-                continue
+        for hdu in image_hdus(hdul):
             nx, ny = hdu.header["NAXIS1"], hdu.header["NAXIS2"]
             wcs = _wcs(hdu.header)
             along_x = np.linspace(0.5, nx + 0.5, _EDGE_SAMPLES)
