@@ -49,7 +49,7 @@ def project_recipes() -> list[str]:
 def chained(name: str) -> bool:
     """Whether the chain runs recipe ``name`` (it feeds at least one of its inputs); the QC
     report is not a chain step (``vircam report`` makes it for a finished tree)."""
-    return any(spec.chain_tags is None or spec.chain_tags for spec in load_recipe(name).inputs)
+    return load_recipe(name).in_chain()
 
 
 def chain_recipes() -> list[str]:

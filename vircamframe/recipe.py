@@ -163,6 +163,12 @@ class Recipe(ABC):
         return f"{dist}/{dist_version}"
 
     @classmethod
+    def in_chain(cls) -> bool:
+        """Whether the chain engine runs this recipe: it feeds at least one of its inputs (the
+        QC report, which takes any product, declares ``chain_tags=()`` and is run on an SOF)."""
+        return not cls.inputs or any(spec.chain_tags != () for spec in cls.inputs)
+
+    @classmethod
     def input_tags(cls) -> list[str]:
         """Every tag this recipe accepts."""
         return [tag for spec in cls.inputs for tag in spec.tag_tuple]

@@ -59,7 +59,7 @@ def man_page(recipe: type[Recipe]) -> str:
     width = max((len(p.category) for p in recipe.products), default=0)
     out += [f"{_INDENT}  {p.category.ljust(width)}  {p.help}" for p in recipe.products]
     out += ["", f"{_INDENT}In a chain (vircam chain, vircam pipeline):", ""]
-    if recipe.inputs and all(spec.chain_tags == () for spec in recipe.inputs):
+    if not recipe.in_chain():
         out.append(f"{_INDENT}  not run: the chain feeds none of its inputs (run it on an SOF).")
     else:
         grouping = "one job per frame" if recipe.group_by == ("frame",) else \

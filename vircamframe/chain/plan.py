@@ -148,7 +148,7 @@ class _Planner:
         self.active.append(name)
         cls, params = self.recipes[name], self.params[name]
         raw_specs = [s for s in cls.inputs if s.group == "RAW" and s.chain_tag_tuple(params)]
-        if cls.inputs and all(s.chain_tags == () for s in cls.inputs):
+        if not cls.in_chain():
             self.notes.append(f"{name} is not run by the chain (it is fed none of its inputs); "
                               "run it on an SOF")
         frames: dict[str, PlanFrame] = {}
