@@ -13,12 +13,12 @@ from vircamframe.parameters import Parameter
 from vircamframe.recipe import Input, Output, Recipe
 from vircamframe.swarp import RESAMPLING_KERNELS, auto_mem_max, resample
 from vircamframe.tags import SKY_TARGETS
-from vircamframe.tiling import read_grid, resampled_detector, swarp_weights, tile_grid_of
+from vircamframe.tiling import read_grid, resampled_detector, tile_grid_of
 
 
 class Resample(Recipe):
     name = "vircam_resample"
-    version = "0.1.1"
+    version = "0.1.2"
     synopsis = "Pawprints resampled onto the tile grid (SWarp), with their weights"
     description = (
         "All pawprints given (one field, one filter) are put on one grid: a zenithal\n"
@@ -32,10 +32,10 @@ class Resample(Recipe):
         "the flux scaled by the pixel-area ratio so every source keeps its total flux (the\n"
         "pawprint's zero point, PHOTZP, holds on the grid). SWarp rescales each weight map to\n"
         "the measured background noise, which makes the weights inverse variances in the\n"
-        "pawprint's own units; an interpolated bad pixel (weight 0, finite data) gets a quarter\n"
-        "of the median weight, as SWarp would otherwise blank every pixel whose kernel touches\n"
-        "it (15 % of a detector with lanczos3). RESAMPLED_SCI and RESAMPLED_WEIGHT keep one\n"
-        "extension per detector, cropped to its footprint on the grid: the tile's WCS with CRPIX shifted,\n"
+        "pawprint's own units (interpolated bad pixels carry a reduced, non-zero weight from\n"
+        "vircam_science_final: a zero would blank every pixel whose kernel touches it).\n"
+        "RESAMPLED_SCI and RESAMPLED_WEIGHT keep one extension per detector, cropped to its\n"
+        "footprint on the grid: the tile's WCS with CRPIX shifted,\n"
         "and ESO DRS TILE XMIN/YMIN (where its first pixel lies in the tile) and\n"
         "ESO DRS TILE NAXIS1/2 (the tile's size), so the stacks, the tile and the statistics\n"
         "maps all read the grid from them. QC TILEX/TILEY in the primary header: the tile's\n"
@@ -79,8 +79,7 @@ class Resample(Recipe):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for frame, weight in zip(images, weights, strict=True):
             with tempfile.TemporaryDirectory(prefix=".resample.", dir=self.output_dir) as work:
-                weight_map = swarp_weights(frame.path, weight.path, Path(work) / "weight.fits")
-                pieces = resample(frame.path, weight_map, grid, Path(work), params.resampling_kernel,
+                pieces = resample(frame.path, weight.path, grid, Path(work), params.resampling_kernel,
                                   threads=self.threads, mem_max=mem_max, log=self.log)
                 calibs = [weight, *given]
                 primary = {**extra, **zero_point_error_cards([frame.path])}

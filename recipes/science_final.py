@@ -28,7 +28,7 @@ DETECTORS_PER_READOUT_ROW = 4
 
 class ScienceFinal(Recipe):
     name = "vircam_science_final"
-    version = "0.1.0"
+    version = "0.1.1"
     synopsis = "Sky-subtracted, destriped, background-subtracted pawprints and their weights"
     description = (
         "For each basic-calibrated pawprint, with its MASTER_SKY and MASTER_OBJMASK (matched\n"
@@ -43,8 +43,10 @@ class ScienceFinal(Recipe):
         "interpolate_max_size pixels) are filled from their neighbours. WEIGHT_SCI is the\n"
         "inverse variance from the local noise (64-pixel cells) times the flat's confidence\n"
         "(MASTER_CONF of the filter; 100 without one): noisy regions are down-weighted, bad\n"
-        "pixels get 0 (QC SKYSIG: median noise). Without a MASTER_OBJMASK the sources are\n"
-        "found on the sky-subtracted detector by thresholding (logged). Offset SKY pawprints\n"
+        "pixels get 0, interpolated ones a quarter of the median weight (SWarp and SExtractor\n"
+        "treat a zero as a hole around it) (QC SKYSIG: median noise). Without a\n"
+        "MASTER_OBJMASK the sources are found on the sky-subtracted detector by thresholding\n"
+        "(logged). Offset SKY pawprints\n"
         "without a sky of their own are skipped (logged)."
     )
     inputs = (
@@ -155,11 +157,12 @@ class ScienceFinal(Recipe):
                 background, _ = background_map(image, mask, mesh=params.background_mesh_size,
                                                filter_size=params.background_filter_size)
                 image -= background
+            missing = ~np.isfinite(image)
             image, filled = fill_isolated_nans(image, max_size=params.interpolate_max_size)
             rms = local_rms(image, mask, mesh=params.weight_mesh)
             conf = (confidence.detector(extname) if confidence is not None
                     else np.where(np.isfinite(image), 100, 0).astype(np.int16))
-            weight = weight_map(conf, rms, image)
+            weight = weight_map(conf, rms, image, interpolated=missing & np.isfinite(image))
             qc["SKYSIG"] = (float(np.nanmedian(rms)) if np.isfinite(rms).any() else float("nan"),
                             "[ADU] median local background noise")
             qc["NFILLED"] = (filled, "isolated bad pixels interpolated")

@@ -324,6 +324,22 @@ def test_weight_map_zeros():
     assert np.isfinite(weight).all()
 
 
+def test_interpolated_bad_pixels_keep_a_quarter_weight():
+    image = np.zeros((N, N), np.float32)
+    confidence = np.full((N, N), 100, np.int16)
+    confidence[:, :10] = 0  # a bad column block, not interpolated: stays 0
+    confidence[50, 60] = confidence[70, 80] = 0  # isolated bad pixels, interpolated
+    image[:, :5] = np.nan
+    interpolated = np.zeros((N, N), bool)
+    interpolated[50, 60] = interpolated[70, 80] = True
+    rms = np.full((N, N), SIGMA, np.float32)
+    weight = weight_map(confidence, rms, image, interpolated=interpolated)
+    assert weight[50, 60] == pytest.approx(0.25 / SIGMA**2, rel=1e-6)
+    assert weight[70, 80] == pytest.approx(0.25 / SIGMA**2, rel=1e-6)
+    assert (weight[:, :10] == 0).all()
+    assert weight[100, 100] == pytest.approx(1 / SIGMA**2, rel=1e-6)
+
+
 def test_local_rms_with_masked_and_empty_cells():
     rng = np.random.default_rng(44)
     image = rng.normal(0.0, SIGMA, (N, N)).astype(np.float32)

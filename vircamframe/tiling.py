@@ -29,7 +29,6 @@ __all__ = [
     "piece_cards",
     "read_grid",
     "sub_grid",
-    "swarp_weights",
     "tile_grid_of",
     "tile_pixel_scale",
 ]
@@ -192,32 +191,3 @@ def resampled_detector(piece: str | os.PathLike, source: fits.Header,
                                            "flux scale of the resampling (pixel-area ratio)")
     return data, header
 
-
-# Weight of an interpolated bad pixel, relative to the detector's median, for SWarp (below).
-FILLED_WEIGHT = 0.25
-
-
-def swarp_weights(image: str | os.PathLike, weight: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """A copy of a pawprint's weight MEF in which interpolated bad pixels keep a little weight.
-
-    science_final interpolates isolated bad pixels and gives them weight 0. SWarp flags every
-    output pixel whose resampling kernel touches a zero-weight input pixel, so each of them
-    would punch a hole of the kernel's size into the resampled pawprint (6 x 6 pixels with
-    lanczos3: 15 % of a detector with 0.35 % bad pixels). A pixel with finite data and zero
-    weight gets ``FILLED_WEIGHT`` times the detector's median weight instead; pixels without
-    data (NaN) stay at 0. One detector at a time.
-    """
-    out = Path(out)
-    with fits.open(image, memmap=True) as data_hdul, fits.open(weight, memmap=True) as weight_hdul:
-        hdus = [fits.PrimaryHDU(header=weight_hdul[0].header)]
-        for hdu in weight_hdul[1:]:
-            if not hdu.is_image or hdu.data is None:
-                continue
-            values = np.array(hdu.data, dtype=np.float32)
-            positive = values > 0
-            if positive.any():
-                filled = ~positive & np.isfinite(data_hdul[hdu.name].data)
-                values[filled] = FILLED_WEIGHT * float(np.median(values[positive]))
-            hdus.append(fits.ImageHDU(values, hdu.header))
-        fits.HDUList(hdus).writeto(out, output_verify="silentfix")
-    return out
