@@ -33,7 +33,9 @@ from vircamframe.recipe import Input, Output, Recipe
 _DESCRIPTION = (
     "SExtractor runs on every image extension of the {image} with its confidence map as\n"
     "MAP_WEIGHT, the image's PHOTZP as MAG_ZEROPOINT and its GAIN (the co-add's effective gain)\n"
-    "and SATURATE. A first pass (seeing_thresh) measures the seeing: the clipped median FWHM of\n"
+    "and 0.8 SATURATE as its saturation level (a star clipped in its pawprints peaks just\n"
+    "under SATURATE in a co-add: resampling and averaging smooth its flat top). A first\n"
+    "pass (seeing_thresh) measures the seeing: the clipped median FWHM of\n"
     "bright, unflagged, round, unsaturated sources. The second pass (detect_thresh,\n"
     "detect_minarea) measures windowed positions (RA/DEC from ALPHAWIN/DELTAWIN_J2000, errors\n"
     "ERRA/ERRB/ERRTHETA), fluxes in apertures of {factors} times the seeing (diameters in the\n"
@@ -184,7 +186,7 @@ _FACTORS = ", ".join(f"{f:g}" for f in APERTURE_FACTORS)
 
 class Catalog(_CoaddCatalogue):
     name = "vircam_catalog"
-    version = "0.1.0"
+    version = "0.1.1"
     synopsis = "Source catalogue of the tile: calibrated, aperture-corrected magnitudes (SExtractor)"
     description = _DESCRIPTION.format(image="tile (TILED_IMAGE)", factors=_FACTORS) + (
         "\nTILED_OBJECT_CATALOGUE: one table, TILE, with units (TUNITn).")
@@ -199,7 +201,7 @@ class Catalog(_CoaddCatalogue):
 
 class StackCatalog(_CoaddCatalogue):
     name = "vircam_stack_catalog"
-    version = "0.1.0"
+    version = "0.1.1"
     synopsis = "Source catalogues of the stacks, per detector: calibrated magnitudes (SExtractor)"
     description = _DESCRIPTION.format(image="stack (JITTERED_IMAGE_SCI)", factors=_FACTORS) + (
         "\nJITTERED_OBJECT_CATALOGUE: one table per detector extension of the stack (DET1.CHIPn),\n"
