@@ -64,7 +64,7 @@ def summarise(frames, log) -> tuple[TileSummary, fits.Header, np.ndarray, Table]
     cat_header = read_primary_header(frames.by_tag("TILED_OBJECT_CATALOGUE")[0].path)
     catalogue = Table.read(frames.by_tag("TILED_OBJECT_CATALOGUE")[0].path, hdu=TILE_EXTNAME)
     exp_header, exptime = _map(frames.by_tag("STAT_EXPTIME")[0].path)
-    mjd_header, mjd = _map(frames.by_tag("STAT_MJD")[0].path)
+    mjd_header = read_primary_header(frames.by_tag("STAT_MJD")[0].path)
     covered = exptime > 0
     wcs = WCS(ext)
     scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0
@@ -171,14 +171,14 @@ class Phase3(Recipe):
                           extra=_cards(image_cards(summary, names["PHASE3_WEIGHT"]))) as out:
             out.add_image(TILE_EXTNAME, data, ext_header)
         del data
-        _, conf_header, conf = _image(frames.by_tag("TILED_CONFIDENCE_MAP")[0].path)
+        conf = _image(frames.by_tag("TILED_CONFIDENCE_MAP")[0].path)[2]
         with self.product("PHASE3_WEIGHT", names["PHASE3_WEIGHT"], raws,
                           extra=_cards(weight_cards(summary))) as out:
             out.add_image(TILE_EXTNAME, conf, ext_header)
         table = _srctbl(catalogue)
         header = _table_header(column_cards(table.colnames, summary.band))
-        with self.product("PHASE3_SRCTBL", names["PHASE3_SRCTBL"], raws,
-                          extra=_cards(catalog_cards(summary, names["PHASE3_IMAGE"], "PHASE3_SRCTBL"))) as out:
+        extra = _cards(catalog_cards(summary, names["PHASE3_IMAGE"], "PHASE3_SRCTBL"))
+        with self.product("PHASE3_SRCTBL", names["PHASE3_SRCTBL"], raws, extra=extra) as out:
             out.add_table(CATALOG_EXTNAME, table, header, units=_units(table.colnames))
 
 
@@ -190,7 +190,8 @@ def _srctbl(cat: Table) -> Table:
     table["ERRMAJ"], table["ERRMIN"], table["ERRPA"] = cat["ERRA"], cat["ERRB"], cat["ERRTHETA"]
     for name in ("MAG_APER", "MAGERR_APER", "MAG_AUTO", "MAGERR_AUTO"):
         table[name] = cat[name]
-    table["FWHM"], table["ELLIPTICITY"], table["CLASS_STAR"] = cat["FWHM_WORLD"], cat["ELLIPTICITY"], cat["CLASS_STAR"]
+    table["FWHM"] = cat["FWHM_WORLD"]
+    table["ELLIPTICITY"], table["CLASS_STAR"] = cat["ELLIPTICITY"], cat["CLASS_STAR"]
     table["SFLAGS"] = np.asarray(cat["FLAGS"]).astype(np.int16)
     return table[list(SRCTBL_COLUMNS)]
 
@@ -234,8 +235,10 @@ class PublicCatalog(Recipe):
         corners = SkyCoord([r for r, _ in footprint] * u.deg, [d for _, d in footprint] * u.deg)
         radius = float(SkyCoord(summary.ra * u.deg, summary.dec * u.deg).separation(corners).deg.max()) + 0.01
         tmass = query(summary.ra, summary.dec, radius, role="photometric")
-        magsat = saturation_magnitude(summary.saturate, summary.photzp, summary.psf_fwhm / summary.pixel_scale)
-        table, counts = public_table(catalogue, summary.band, summary.saturate, magsat, summary.psf_fwhm, tmass,
+        fwhm_pixels = summary.psf_fwhm / summary.pixel_scale
+        magsat = saturation_magnitude(summary.saturate, summary.photzp, fwhm_pixels)
+        table, counts = public_table(catalogue, summary.band, summary.saturate, magsat, summary.psf_fwhm,
+                                     tmass,
                                      MAIN_APERTURE, params.match_radius, params.dedup_radius)
         self.log.info("%d sources (%d duplicates dropped), %d saturated, %d with 2MASS magnitudes",
                       counts["NSOURCES"], counts["NDUPLICATE"], counts["NSATURATED"], counts["N2MASS"])

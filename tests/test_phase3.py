@@ -44,7 +44,8 @@ MANDATORY = {
 }
 IMAGE_EXTENSION = {"BUNIT": _STR, "CTYPE1": _STR, "CTYPE2": _STR, "CRVAL1": _NUM, "CRVAL2": _NUM,
                    "CRPIX1": _NUM, "CRPIX2": _NUM, "CD1_1": _NUM, "CD1_2": _NUM, "CD2_1": _NUM, "CD2_2": _NUM,
-                   "CUNIT1": _STR, "CUNIT2": _STR, "CRDER1": _NUM, "CRDER2": _NUM, "CSYER1": _NUM, "CSYER2": _NUM}
+                   "CUNIT1": _STR, "CUNIT2": _STR, "CRDER1": _NUM, "CRDER2": _NUM,
+                   "CSYER1": _NUM, "CSYER2": _NUM}
 ALLOWED = {"ORIGIN": {"ESO-PARANAL"}, "TELESCOP": {"ESO-VISTA"}, "INSTRUME": {"VIRCAM"},
            "FLUXCAL": {"ABSOLUTE", "UNCALIBRATED"}, "PHOTSYS": {"VEGA", "AB"}, "TIMESYS": {"UTC"},
            "RADESYS": {"ICRS", "FK5"}, "IMATYPE": {"PAWPRINT", "TILE", "OTHER"},

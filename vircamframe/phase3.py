@@ -87,7 +87,8 @@ def saturation_magnitude(saturate: float, zero_point: float, fwhm_pixels: float)
         [mag] (Vega): ``zero_point - 2.5 log10(1.1331 fwhm^2 saturate)``.
     """
     if not (saturate > 0 and fwhm_pixels > 0):
-        raise ValueError(f"saturation magnitude needs positive SATURATE and FWHM, got {saturate}, {fwhm_pixels}")
+        raise ValueError(f"saturation magnitude needs positive SATURATE and FWHM, got {saturate}, "
+                         f"{fwhm_pixels}")
     return float(zero_point - 2.5 * math.log10(GAUSS_AREA * fwhm_pixels**2 * saturate))
 
 

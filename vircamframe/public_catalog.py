@@ -49,7 +49,8 @@ def iau_names(ra: np.ndarray, dec: np.ndarray, prefix: str = "VIRCAM") -> np.nda
         dd, drem = divmod(abs(d) * 3600.0, 3600.0)
         dm, ds = divmod(drem, 60.0)
         ss, ds = np.floor(ss * 100) / 100, np.floor(ds * 10) / 10
-        names.append(f"{prefix} J{int(hh):02d}{int(mm):02d}{ss:05.2f}{sign}{int(dd):02d}{int(dm):02d}{ds:04.1f}")
+        names.append(f"{prefix} J{int(hh):02d}{int(mm):02d}{ss:05.2f}"
+                     f"{sign}{int(dd):02d}{int(dm):02d}{ds:04.1f}")
     return np.array(names)
 
 
@@ -113,7 +114,8 @@ def match_nearest(ra: np.ndarray, dec: np.ndarray, ref_ra: np.ndarray, ref_dec: 
 def _twomass_magnitudes(tmass: Table, band: str) -> tuple[np.ndarray, np.ndarray]:
     """VIRCAM magnitudes and errors [mag] of 2MASS rows (ESO colour equations)."""
     mags = {key: np.asarray(tmass[col], float) for key, col in (("J", "Jmag"), ("H", "Hmag"), ("Ks", "Kmag"))}
-    errs = {key: np.asarray(tmass[col], float) for key, col in (("J", "e_Jmag"), ("H", "e_Hmag"), ("Ks", "e_Kmag"))}
+    errs = {key: np.asarray(tmass[f"e_{col}"], float)
+            for key, col in (("J", "Jmag"), ("H", "Hmag"), ("Ks", "Kmag"))}
     b1, a1, b2, a2 = COLOUR_EQUATIONS[band]
     mag = vircam_magnitude(mags["J"], mags["H"], mags["Ks"], band)
     err = np.hypot(a1 * errs[b1], a2 * errs[b2])
@@ -198,7 +200,8 @@ def public_table(cat: Table, band: str, saturate: float, magsat: float, fwhm: fl
     return table, counts
 
 
-def _contamination(ra: np.ndarray, dec: np.ndarray, mag: np.ndarray, sat: np.ndarray, fwhm: float) -> np.ndarray:
+def _contamination(ra: np.ndarray, dec: np.ndarray, mag: np.ndarray, sat: np.ndarray,
+                   fwhm: float) -> np.ndarray:
     """CFLAG bits 1 (brighter neighbour within 2 FWHM) and 2 (within 5 FWHM of a saturated star)."""
     flags = np.zeros(len(ra), np.int16)
     if len(ra) < 2:
