@@ -24,7 +24,7 @@ MAPS = (
 
 class Statistics(Recipe):
     name = "vircam_statistics"
-    version = "0.1.0"
+    version = "0.2.0"
     synopsis = "Per-pixel exposure time, number of images, mean MJD and astrometric rms on the tile grid"
     description = (
         "From the resampled weights of all pawprints of a tile (a pixel is covered by a\n"
@@ -35,7 +35,10 @@ class Statistics(Recipe):
         "sqrt(ASTRMS1^2 + ASTRMS2^2) from each pawprint's ASTROM_HEADER [mas] (NaN without one).\n"
         "Pixels no pawprint covers are 0 (counts, times) or NaN (means). Each input is read once,\n"
         "one detector at a time. QC per map: its median over the covered pixels, and QC\n"
-        "NIMGMAX, EXPTMAX in STAT_NIMG and STAT_EXPTIME."
+        "NIMGMAX, EXPTMAX in STAT_NIMG and STAT_EXPTIME. Every map's primary header gives the\n"
+        "start of the first exposure (MJD-OBS), the end of the last (MJD-END), the summed exposure\n"
+        "time (TEXPTIME) and the archive names of the raw frames (ESO DRS RAWi NAME), for the\n"
+        "Phase 3 keywords."
     )
     inputs = (
         Input("RESAMPLED_WEIGHT", "RAW", min=1, help="resampled weights of the pawprints of one tile"),
@@ -51,10 +54,15 @@ class Statistics(Recipe):
         layouts = [read_pieces(f.path) for f in weights]
         grid = same_grid([g for g, _ in layouts], [f.name for f in weights], self.name)
         maps = CoverageMaps((int(grid["NAXIS2"]), int(grid["NAXIS1"])))
+        starts, ends, raws, total = [], [], [], 0.0
         for frame, (_, pieces), solution in zip(weights, layouts, astrom, strict=True):
             primary = read_primary_header(frame.path)
             exptime = float(primary["EXPTIME"])
             mjd = float(primary["MJD-OBS"]) + exptime / 2.0 / 86400.0
+            starts.append(float(primary["MJD-OBS"]))
+            ends.append(float(primary["MJD-OBS"]) + exptime / 86400.0)
+            raws.append(str(primary.get("ESO PRO ANCESTOR", frame.name)))
+            total += exptime
             rms = _detector_rms(solution.path) if solution is not None else {}
             with fits.open(frame.path) as hdul:
                 for piece in pieces:
@@ -66,6 +74,11 @@ class Statistics(Recipe):
         mjd0 = float(first.get("MJD-OBS", 0.0))
         header = piece_cards(grid, 1, 1)
         covered = maps.nimg > 0
+        extra = {"MJD-OBS": (min(starts), "[d] start of the first exposure"),
+                 "MJD-END": (max(ends), "[d] end of the last exposure"),
+                 "TEXPTIME": (total, "[s] summed exposure time of the pawprints"),
+                 **{f"ESO DRS RAW{i} NAME": (name, "raw frame of a pawprint")
+                    for i, name in enumerate(raws, start=1)}}
         for category, attribute, unit, _ in MAPS:
             data = getattr(maps, attribute)
             cards = header.copy()
@@ -77,7 +90,7 @@ class Statistics(Recipe):
                 qc["NIMGMAX"] = (int(data.max()), "most pawprints on one pixel")
             if category == "STAT_EXPTIME":
                 qc["EXPTMAX"] = (float(data.max()), "[s] longest total exposure time")
-            with self.product(category, master_name(category, setup, mjd0), weights) as out:
+            with self.product(category, master_name(category, setup, mjd0), weights, extra=extra) as out:
                 out.add_image(EXTNAME, data, cards, qc, float64=category == "STAT_MJD")
 
 

@@ -146,8 +146,8 @@ def test_workflow_runs_every_recipe_with_defaults(monkeypatch):
     assert workflow.calib == [Path("/data/sof/refcat.sof")]
     assert workflow.out == Path("/data/products")
     assert sorted(workflow.targets) == ["ASTROM_HEADER", "JITTERED_IMAGE_SCI", "JITTERED_OBJECT_CATALOGUE",
-                                        "PHOTCAL_SCI", "SKYSUB_SCI", "STAT_EXPTIME", "TILED_IMAGE",
-                                        "TILED_OBJECT_CATALOGUE", "WEIGHT_SCI"]
+                                        "PHASE3_IMAGE", "PHOTCAL_SCI", "PUBLIC_CATALOGUE", "SKYSUB_SCI",
+                                        "STAT_EXPTIME", "TILED_IMAGE", "TILED_OBJECT_CATALOGUE", "WEIGHT_SCI"]
     # the example SOFs are run with defaults, so the workflow must keep them to match
     assert not any(workflow.params.values()), workflow.params
 

@@ -84,6 +84,11 @@ ASSOCIATION_RULES: dict[str, AssociationRule] = {
     # a co-add's confidence map: made by the same job, so the same filter, offset and MJD
     "TILED_CONFIDENCE_MAP": AssociationRule(("filter",), (_DAY,)),
     "JITTERED_CONFIDENCE_MAP": AssociationRule(("filter", "offset"), (_DAY,)),
+    # a tile and its statistics maps, for the Phase 3 products of its catalogue: same night
+    "TILED_IMAGE": AssociationRule(("filter",), (_DAY,)),
+    "STAT_EXPTIME": AssociationRule(("filter",), (_DAY,)),
+    "STAT_MJD": AssociationRule(("filter",), (_DAY,)),
+    "STAT_ASTRMS": AssociationRule(("filter",), (_DAY,)),
 }
 _ANY = AssociationRule(())  # tags without a rule (reference catalogues, third-party products)
 

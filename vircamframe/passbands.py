@@ -67,9 +67,18 @@ NEAREST_2MASS: dict[str, str] = {
 # 2MASS band (NEAREST_2MASS); the frames' own saturation is cut on separately.
 TWOMASS_WINDOW: dict[str, tuple[float, float]] = {"J": (9.0, 15.8), "H": (8.5, 15.1), "Ks": (8.0, 14.3)}
 
-# m_AB = m_Vega + offset. Only the bands DESIGN.md gives; other bands are not listed rather
-# than guessed (a KeyError is better than a silently wrong AB zero point).
-VEGA_TO_AB: dict[str, float] = {"J": 0.91, "H": 1.39, "Ks": 1.85}
+# m_AB = m_Vega + offset [mag]. J, H, Ks as DESIGN.md gives them (Blanton et al. 2005, AJ 129,
+# 2562, the values the VISIONS pipeline uses). Z and Y: CASU's VISTA filter-set page (Vega-AB
+# offsets computed through the VISTA system response; quoted from memory of that page, not
+# re-derived here: Z 0.521, Y 0.618). The narrow bands have no published offset we could
+# check; theirs are interpolated linearly in central wavelength between the broad-band values
+# (Z 0.878 um, Y 1.021 um, J 1.254 um): NB980 (0.980 um) and NB990 (0.990 um) between Z and Y,
+# NB118 (1.185 um) between Y and J. Good to a few hundredths of a magnitude (Vega's spectrum
+# is smooth there); used only for the Phase 3 AB limits (ABMAGLIM, ABMAGSAT).
+VEGA_TO_AB: dict[str, float] = {
+    "Z": 0.521, "Y": 0.618, "J": 0.91, "H": 1.39, "Ks": 1.85,
+    "NB980": 0.590, "NB990": 0.597, "NB118": 0.824,
+}
 
 
 def band_name(name: str) -> str:
