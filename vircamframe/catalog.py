@@ -227,8 +227,7 @@ def _inputs(data, confidence, header, workdir: Path, zero_point: float, detect_m
     common = {"MAG_ZEROPOINT": zero_point, "BACK_SIZE": 64, "DETECT_MINAREA": detect_minarea,
               "WEIGHT_THRESH": 0,
               "SATUR_LEVEL": COADD_SATURATION * saturate if np.isfinite(saturate) else 1e30}
-    if "SATURATE" not in header:
-        common["SATUR_KEY"] = "NONE_SATURATE"
+    common["SATUR_KEY"] = "NONE_SATURATE"  # SExtractor prefers a header's SATURATE to SATUR_LEVEL
     return image, weight, covered, common
 
 
