@@ -186,7 +186,7 @@ _FACTORS = ", ".join(f"{f:g}" for f in APERTURE_FACTORS)
 
 class Catalog(_CoaddCatalogue):
     name = "vircam_catalog"
-    version = "0.1.2"
+    version = "0.1.3"
     synopsis = "Source catalogue of the tile: calibrated, aperture-corrected magnitudes (SExtractor)"
     description = _DESCRIPTION.format(image="tile (TILED_IMAGE)", factors=_FACTORS) + (
         "\nTILED_OBJECT_CATALOGUE: one table, TILE, with units (TUNITn).")
@@ -201,7 +201,7 @@ class Catalog(_CoaddCatalogue):
 
 class StackCatalog(_CoaddCatalogue):
     name = "vircam_stack_catalog"
-    version = "0.1.2"
+    version = "0.1.3"
     synopsis = "Source catalogues of the stacks, per detector: calibrated magnitudes (SExtractor)"
     description = _DESCRIPTION.format(image="stack (JITTERED_IMAGE_SCI)", factors=_FACTORS) + (
         "\nJITTERED_OBJECT_CATALOGUE: one table per detector extension of the stack (DET1.CHIPn),\n"

@@ -62,7 +62,8 @@ def summarise(frames, log) -> tuple[TileSummary, fits.Header, np.ndarray, Table]
     """The :class:`TileSummary` of a tile from its products, with its image and catalogue."""
     primary, ext, data = _image(frames.by_tag("TILED_IMAGE")[0].path)
     cat_header = read_primary_header(frames.by_tag("TILED_OBJECT_CATALOGUE")[0].path)
-    catalogue = Table.read(frames.by_tag("TILED_OBJECT_CATALOGUE")[0].path, hdu=TILE_EXTNAME)
+    catalogue = Table.read(frames.by_tag("TILED_OBJECT_CATALOGUE")[0].path, hdu=TILE_EXTNAME,
+                           unit_parse_strict="silent")  # ADU is not a FITS unit
     exp_header, exptime = _map(frames.by_tag("STAT_EXPTIME")[0].path)
     mjd_header = read_primary_header(frames.by_tag("STAT_MJD")[0].path)
     covered = exptime > 0

@@ -19,6 +19,7 @@ from vircamframe.numerics.catalog import (
     corrected_flux_error,
     empty_aperture_noise,
     limiting_magnitude,
+    magnitude_at_snr,
 )
 from vircamframe.simulate.scoring import catalogue_scores
 
@@ -55,6 +56,17 @@ def test_zero_point_errors_combine_as_correlated():
     assert combined_zero_point_error([0.03, 0.04], [1, 1]) == pytest.approx(np.sqrt(0.00125))
     assert np.isnan(combined_zero_point_error([np.nan]))
     assert limiting_magnitude(10.0, 25.0, -0.2) == pytest.approx(25.0 - 2.5 * np.log10(50.0) - 0.2)
+
+
+def test_magnitude_at_snr_interpolates_or_extrapolates_background_limited_sources():
+    rng = np.random.default_rng(5)
+    mag = rng.uniform(12.0, 19.0, 4000)
+    snr = 10 ** (7.6 - 0.4 * mag + rng.normal(0.0, 0.05, mag.size))  # S/N 5 at mag 17.25
+    assert magnitude_at_snr(mag, snr) == pytest.approx(17.25, abs=0.05)
+    # a catalogue cut just above S/N 5 by its detection threshold: extrapolated, same answer
+    kept = snr > 5.5
+    assert magnitude_at_snr(mag[kept], snr[kept]) == pytest.approx(17.25, abs=0.05)
+    assert np.isnan(magnitude_at_snr(mag[:5], snr[:5]))
 
 
 # --- the tiny demo tile -------------------------------------------------------------------------
@@ -119,6 +131,8 @@ def test_catalogue_headers_and_columns(demo, catalogue):
         assert -0.5 < primary["ESO QC APCOR"] < -0.05
         assert 1.05 < primary["ESO QC NOISEFAC"] < 2.0  # lanczos3 correlates the noise
         assert 14.0 < primary["ESO QC MAGLIM"] < 20.0
+        # the sources' own S/N agrees with the empty-aperture limit
+        assert primary["ESO QC MAGLIMSNR"] == pytest.approx(primary["ESO QC MAGLIM"], abs=0.5)
         assert table.header["ESO DRS APCOR7"] == 0.0  # the reference aperture
         units = {table.header[f"TTYPE{i}"]: table.header.get(f"TUNIT{i}", "")
                  for i in range(1, table.header["TFIELDS"] + 1)}
@@ -132,6 +146,9 @@ def test_catalogue_headers_and_columns(demo, catalogue):
         floor = np.hypot(zp_err, hdul["TILE"].header["ESO DRS APCSIG3"])
     assert floor > zp_err
     assert np.all(data["MAGERR_APER"][good, 2] >= floor * 0.999)
+    # a star clipped in its pawprints peaks just under SATURATE in the co-add: flagged from 0.8
+    saturate = fits.getval(tile, "SATURATE", "TILE")
+    assert np.all(data["FLAGS"][data["FLUX_MAX"] >= 0.8 * saturate] & 4)
 
 
 @pytest.mark.slow

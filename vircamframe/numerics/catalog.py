@@ -188,8 +188,11 @@ def magnitude_at_snr(mag: np.ndarray, snr: np.ndarray, level: float = 5.0, width
     """The magnitude at which the median signal-to-noise of catalogued sources falls to ``level``.
 
     Sources are binned in magnitude (``width`` mag); the running median of log S/N is
-    interpolated linearly at ``log(level)``. NaN when the catalogue never reaches that level
-    (too shallow a detection threshold to tell) or has too few sources.
+    interpolated linearly at ``log(level)``. When the median never falls that low (the
+    detection threshold stops the catalogue just above it), it is extrapolated from the faint
+    sources (S/N < 20, at least 10 of them), which are background-limited, so their S/N is
+    proportional to their flux: ``log10 S/N = c - 0.4 mag``, ``c`` their median. NaN with too
+    few sources.
     """
     mag, snr = np.asarray(mag, float), np.asarray(snr, float)
     good = np.isfinite(mag) & np.isfinite(snr) & (snr > 0)
@@ -208,7 +211,10 @@ def magnitude_at_snr(mag: np.ndarray, snr: np.ndarray, level: float = 5.0, width
         if medians[i] >= target > medians[i + 1]:
             t = (medians[i] - target) / (medians[i] - medians[i + 1])
             return float(centres[i] + t * (centres[i + 1] - centres[i]))
-    return float("nan")
+    faint = log_snr < np.log10(20.0)
+    if faint.sum() < 10:
+        return float("nan")
+    return float((np.median(log_snr[faint] + 0.4 * mag[faint]) - target) / 0.4)
 
 
 def nearest_neighbour(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -71,7 +71,9 @@ def read_product_qc(path: str | os.PathLike) -> ProductQC:
             product.values += header_values(hdu.header, path.name, category, detector)
             if table_ext is not None and hdu.name == table_ext:
                 units = {column.name: column.unit or "" for column in hdu.columns}
-                product.values += table_values(Table(hdu.data), path.name, category, units)
+                # units are kept as strings: ADU and e-/ADU are not FITS units astropy parses
+                table = Table.read(hdu, unit_parse_strict="silent")
+                product.values += table_values(table, path.name, category, units)
     return product
 
 
