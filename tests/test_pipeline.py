@@ -24,6 +24,7 @@ from conftest import run_cli
 pytestmark = pytest.mark.slow
 
 STATISTICS = ("STAT_EXPTIME", "STAT_NIMG", "STAT_MJD", "STAT_ASTRMS")
+PHASE3 = ("PHASE3_IMAGE", "PHASE3_WEIGHT", "PHASE3_SRCTBL", "PUBLIC_CATALOGUE")
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +58,15 @@ def test_demo_makes_the_visions_layout(demo):
                  "MASTER_OBJMASK": "master_object", "MASTER_SKY": "master_object", "ASTROM_HEADER": "headers",
                  "PHOTCAL_SCI": "processed", "MASTER_ILLUMCORR": "processed",  # a job writes one folder
                  "RESAMPLED_SCI": "resampled", "RESAMPLED_WEIGHT": "resampled", "TILED_IMAGE": "tile",
-                 "TILED_CONFIDENCE_MAP": "tile", **dict.fromkeys(STATISTICS, "statistics")}
+                 "TILED_CONFIDENCE_MAP": "tile", "TILED_OBJECT_CATALOGUE": "tile",
+                 **dict.fromkeys(STATISTICS, "statistics"),
+                 **dict.fromkeys(PHASE3, "phase3")}
     counts = {"BASIC_CALIBRATED_SCI": n_object + n_sky, "MASTER_OBJMASK": n_object + n_sky,
               "MASTER_SKY": n_object, "SKYSUB_SCI": n_object, "WEIGHT_SCI": n_object,
               "ASTROM_HEADER": n_object, "PHOTCAL_SCI": n_object, "MASTER_ILLUMCORR": 1,
               "RESAMPLED_SCI": n_object, "RESAMPLED_WEIGHT": n_object, "TILED_IMAGE": 1,
-              "TILED_CONFIDENCE_MAP": 1, **dict.fromkeys(STATISTICS, 1)}
+              "TILED_CONFIDENCE_MAP": 1, "TILED_OBJECT_CATALOGUE": 1, **dict.fromkeys(STATISTICS, 1),
+              **dict.fromkeys(PHASE3, 1)}
     for tag, folder in folder_of.items():
         products = chain_products(science, tag)
         assert len(products) == counts[tag], tag

@@ -360,7 +360,8 @@ def test_demo_writes_the_report_of_both_trees(demo):
         "MASTER_CONF", "BASIC_CALIBRATED_SCI", "MASTER_OBJMASK", "MASTER_SKY", "SKYSUB_SCI", "WEIGHT_SCI",
         "ASTROM_HEADER", "ASTROM_QC", "PHOTCAL_SCI", "MASTER_ILLUMCORR", "RESAMPLED_SCI",
         "RESAMPLED_WEIGHT", "TILED_IMAGE", "TILED_CONFIDENCE_MAP", "TILED_OBJECT_CATALOGUE", "STAT_EXPTIME",
-        "STAT_NIMG", "STAT_MJD", "STAT_ASTRMS"}
+        "STAT_NIMG", "STAT_MJD", "STAT_ASTRMS", "PHASE3_IMAGE", "PHASE3_WEIGHT", "PHASE3_SRCTBL",
+        "PUBLIC_CATALOGUE"}
 
     result = run_cli("vircam", "report", out / "pipeline" / "demo_science", "--out", out / "science.html")
     assert result.returncode == 0, result.stderr

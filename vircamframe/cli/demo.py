@@ -37,6 +37,8 @@ def _setups(out: Path, n_jobs: int | None, executor: str) -> list[Path]:
             "local_2mass_catalog": "data/refcat/twomass_psc.fits",
             "local_gaia_catalog": "data/refcat/gaia_dr3.fits",
             "build_tile": True,
+            "build_phase3": True,
+            "build_public_catalog": True,
         },
     }
     paths = []
