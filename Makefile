@@ -1,7 +1,8 @@
 # Set-up, tests and the demo on a fresh Debian machine with Python 3.11.
 #   make test   installs the Debian tools and the Python environment, then runs the test suite
 #   make demo   installs the same, then `vircam demo`: simulates a tiny VIRCAM night and reduces it
-#               with the chain engine (master calibrations, then calibrated pawprints); reruns resume
+#               with the chain engine (master calibrations, then the tile, its catalogue, the Phase 3
+#               set and the QC report); reruns resume
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
