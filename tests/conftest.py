@@ -112,3 +112,26 @@ def final_night(science_night):
     science_night.skies = sky_combine(science_night)
     science_night.final = finalise(science_night, science_night.skies)
     return science_night
+
+
+# What the tiny night is reduced to once, for the co-addition and Phase 3 tests.
+TILE_NIGHT_TARGETS = ("TILED_IMAGE", "STAT_EXPTIME", "STAT_NIMG", "STAT_MJD", "STAT_ASTRMS",
+                      "JITTERED_IMAGE_SCI", "PHASE3_IMAGE", "PUBLIC_CATALOGUE")
+
+
+@pytest.fixture(scope="session")
+def tile_night(tmp_path_factory) -> tuple[Path, Path]:
+    """The tiny night (seed 1) reduced by the serial chain to the tile, its statistics maps, the
+    stacks, the Phase 3 set and the public catalogue: ``(simulated run, output tree)``."""
+    from vircamframe.chain import Chain
+    from vircamframe.simulate import simulate
+
+    root = tmp_path_factory.mktemp("tile_night")
+    run = root / "run"
+    simulate(run, preset="tiny", seed=1)
+    out = root / "out"
+    chain = Chain(run / "raw", list(TILE_NIGHT_TARGETS), out, calibs=[run / "sof" / "refcat.sof"],
+                  executor="serial", qc_plots=False)
+    summary = chain.run(progress=False)
+    assert summary.ok, summary.errors
+    return run, out

@@ -10,17 +10,12 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from vircamframe import run_recipe
-from vircamframe.chain import Chain
 from vircamframe.chain.manifest import chain_products
 from vircamframe.dfs import next_record_index
 from vircamframe.errors import RecipeInputError
 from vircamframe.frames import Frame, FrameSet
 from vircamframe.numerics.tilegrid import minimum_area_rotation, tile_grid, zea_offsets
-from vircamframe.simulate import simulate
 from vircamframe.simulate.truth import load_truth, truth_coverage
-
-TILE_TARGETS = ["TILED_IMAGE", "STAT_EXPTIME", "STAT_NIMG", "STAT_MJD", "STAT_ASTRMS", "JITTERED_IMAGE_SCI"]
-
 
 # --- the grid: pure numerics ------------------------------------------------------------------
 
@@ -69,17 +64,9 @@ def test_north_up_grid_when_not_rotated():
 # --- the recipes on the tiny night -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tiled(tmp_path_factory):
-    """The tiny night reduced to the tile, its statistics and the stacks (serial chain)."""
-    root = tmp_path_factory.mktemp("coadd")
-    run = root / "run"
-    simulate(run, preset="tiny", seed=1)
-    out = root / "out"
-    chain = Chain(run / "raw", TILE_TARGETS, out, calibs=[run / "sof" / "refcat.sof"], executor="serial",
-                  qc_plots=False)
-    summary = chain.run(progress=False)
-    assert summary.ok, summary.errors
-    return run, out
+def tiled(tile_night):
+    """The tiny night reduced to the tile, its statistics and the stacks (conftest)."""
+    return tile_night
 
 
 def _tile(out, tag):

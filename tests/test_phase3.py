@@ -18,11 +18,9 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 
-from vircamframe.chain import Chain
 from vircamframe.chain.manifest import chain_products
 from vircamframe.phase3 import ab_offset, saturation_magnitude
 from vircamframe.public_catalog import deduplicate, iau_names, match_nearest
-from vircamframe.simulate import simulate
 
 # --- the checker (from the SDP standard's keyword tables) ----------------------------------------
 
@@ -167,16 +165,9 @@ def test_names_and_saturation_magnitude():
 # --- the products of the tiny night --------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def phase3(tmp_path_factory):
-    """The tiny night reduced to the Phase 3 products and the public catalogue (serial chain)."""
-    root = tmp_path_factory.mktemp("phase3")
-    run = root / "run"
-    simulate(run, preset="tiny", seed=1)
-    out = root / "out"
-    chain = Chain(run / "raw", ["PHASE3_IMAGE", "PUBLIC_CATALOGUE"], out,
-                  calibs=[run / "sof" / "refcat.sof"], executor="serial", qc_plots=False)
-    summary = chain.run(progress=False)
-    assert summary.ok, summary.errors
+def phase3(tile_night):
+    """The tiny night's Phase 3 products and public catalogue (conftest's reduced night)."""
+    run, out = tile_night
     products = {f.tag: f.path for f in chain_products(out, "PHASE3_IMAGE", "PHASE3_WEIGHT", "PHASE3_SRCTBL",
                                                       "PUBLIC_CATALOGUE")}
     return run, products
