@@ -7,14 +7,18 @@ for two presets, how each stage scales with the number of pixels (``full`` has 1
 pixels of ``small``)::
 
     .venv/bin/python benchmarks/end_to_end.py --presets small --out /tmp/e2e
-    .venv/bin/python benchmarks/end_to_end.py --presets small full --out /scratch/e2e   # ~15 GB for full
+    .venv/bin/python benchmarks/end_to_end.py --presets small full --compress --discard --out /scratch/e2e
+
+Disk: ``small`` needs ~4 GB, ``full`` ~65 GB (~50 GB with ``--compress``, RICE-compressed raw
+files as the ESO archive serves them; the sorted raw tree is hard-linked, not copied).
+``--discard`` removes each preset's tree once it is measured, so only one is on disk at a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import shutil
 import subprocess
 import sys
@@ -25,24 +29,42 @@ from pathlib import Path
 PIXELS = {"tiny": 256**2, "small": 512**2, "full": 2048**2}
 
 
-def run_preset(preset: str, out: Path, n_jobs: int) -> dict:
-    """Run the demo for ``preset`` into ``out``; the timings of its stages and its peak RSS."""
+def disk_usage_gb(tree: Path) -> float:
+    """Allocated size of ``tree`` in GB, each hard-linked file counted once (as ``du`` does)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for path in tree.rglob("*"):
+        st = path.lstat()
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total / 1e9
+
+
+def run_preset(preset: str, out: Path, n_jobs: int, compress: bool = False) -> dict:
+    """Run the demo for ``preset`` into ``out``; the timings of its stages, peak RSS and disk use."""
     if out.exists():
         shutil.rmtree(out)
     vircam = Path(sys.executable).with_name("vircam")
+    command = [str(vircam), "demo", "--preset", preset, "--out", str(out), "--n-jobs", str(n_jobs)]
+    if compress:
+        command.append("--compress")
     start = time.perf_counter()
-    subprocess.run([str(vircam), "demo", "--preset", preset, "--out", str(out), "--n-jobs", str(n_jobs)],
-                   check=True, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)  # this run's own peak, not the whole benchmark's
+    process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
+    if process.returncode:
+        raise SystemExit(f"vircam demo --preset {preset} failed (exit {process.returncode}); see {out}")
     per_recipe: dict[str, float] = defaultdict(float)
     jobs: dict[str, int] = defaultdict(int)
     for manifest in sorted((out / "pipeline").glob("*/temp/manifest.json")):
         for job in json.loads(manifest.read_text())["jobs"].values():
             per_recipe[job["recipe"]] += job["seconds"]
             jobs[job["recipe"]] += 1
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0  # largest process
+    peak_mb = usage.ru_maxrss / 1024.0  # the largest process of the run (Linux: kB)
     return {"preset": preset, "wall_s": wall, "job_seconds": dict(per_recipe), "jobs": dict(jobs),
-            "peak_rss_mb": peak_mb}
+            "peak_rss_mb": peak_mb, "disk_gb": disk_usage_gb(out)}
 
 
 def main() -> None:
@@ -50,11 +72,17 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["small"], choices=list(PIXELS))
     parser.add_argument("--out", type=Path, required=True, help="scratch folder (one sub-folder per preset)")
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--compress", action="store_true", help="RICE-compressed raw files (.fits.fz)")
+    parser.add_argument("--discard", action="store_true", help="remove each preset's tree once measured")
     args = parser.parse_args()
-    results = [run_preset(p, args.out / p, args.n_jobs) for p in args.presets]
+    results = []
+    for preset in args.presets:
+        results.append(run_preset(preset, args.out / preset, args.n_jobs, args.compress))
+        if args.discard:
+            shutil.rmtree(args.out / preset)
     for r in results:
         print(f"\n{r['preset']}: {r['wall_s']:.0f} s wall (simulation included), "
-              f"peak RSS of one process {r['peak_rss_mb']:.0f} MB")
+              f"peak RSS of one process {r['peak_rss_mb']:.0f} MB, {r['disk_gb']:.1f} GB on disk")
         for recipe, seconds in sorted(r["job_seconds"].items(), key=lambda kv: -kv[1]):
             print(f"  {recipe:<30} {r['jobs'][recipe]:>3} job(s) {seconds:8.1f} s")
     if len(results) == 2:

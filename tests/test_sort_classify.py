@@ -78,3 +78,18 @@ def test_sort_move(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert not any(p.exists() for p in sources)
     assert len(list((tmp_path / "s").rglob("*.fits"))) == 6
+
+
+def test_sort_link_shares_the_bytes_and_keeps_the_originals(tmp_path):
+    make_mixed(tmp_path / "raw")
+    sources = sorted((tmp_path / "raw").glob("VCAM.*.fits"))
+    result = run_cli("vircam", "sort", *sources, "--out", tmp_path / "s", "--link")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "6 link" in result.stdout
+    sorted_files = {p.name: p for p in (tmp_path / "s").rglob("*.fits")}
+    assert len(sorted_files) == 6
+    for source in sources:  # the same inode: no extra disk space, the original still in place
+        assert source.exists()
+        assert sorted_files[source.name].stat().st_ino == source.stat().st_ino
+    again = run_cli("vircam", "sort", *sources, "--out", tmp_path / "s", "--link")
+    assert "6 skip" in again.stdout

@@ -6,6 +6,11 @@ science frames (OBJECT, SKY, STD_FLUX) to ``OUT/science/<OB name>_<filter>/``. A
 destination already holds identical bytes is skipped (so sorting twice is a no-op); a
 destination holding different bytes is a conflict and is never overwritten; a file no rule
 classifies is reported and left where it is. Copies are atomic (temporary file, then rename).
+
+A file can be copied, moved, or hard-linked (``link``): a link costs no disk space and keeps the
+original in place, which is what a full-size night wants (the raw frames of one night are
+~20 GB); across file systems a link falls back to a copy. The pipeline never writes to a raw
+file, so sharing its bytes between the two folders is safe.
 """
 
 from __future__ import annotations
@@ -22,15 +27,16 @@ from .errors import VircamError
 from .keywords import frame_info
 from .tags import RAW_TAGS
 
-__all__ = ["SCIENCE_TAGS", "SortAction", "execute_sort", "plan_sort"]
+__all__ = ["SCIENCE_TAGS", "SORT_MODES", "SortAction", "execute_sort", "plan_sort"]
 
+SORT_MODES = ("copy", "move", "link")
 SCIENCE_TAGS = frozenset({"OBJECT", "SKY", "STD_FLUX"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
 @dataclass(frozen=True)
 class SortAction:
-    """What happens to one file: ``copy``/``move``, ``skip``, ``conflict`` or ``unknown``."""
+    """What happens to one file: ``copy``/``move``/``link``, ``skip``, ``conflict`` or ``unknown``."""
 
     kind: str
     source: Path
@@ -39,7 +45,7 @@ class SortAction:
 
     def describe(self) -> str:
         """One line for the report."""
-        if self.kind in ("copy", "move"):
+        if self.kind in SORT_MODES:
             return f"{self.kind} {self.source} -> {self.destination}"
         if self.kind == "skip":
             return f"skip {self.source}: already sorted as {self.destination}"
@@ -56,9 +62,14 @@ def _folder_for(tag: str, obs_name: str | None, filt: str | None) -> Path:
 
 
 def plan_sort(
-    files: Iterable[str | os.PathLike], out: str | os.PathLike, move: bool = False
+    files: Iterable[str | os.PathLike], out: str | os.PathLike, mode: str = "copy"
 ) -> list[SortAction]:
-    """Decide, for each file, where it goes; reads headers only."""
+    """Decide, for each file, where it goes; reads headers only.
+
+    ``mode`` is what happens to a file that is not in place yet: one of :data:`SORT_MODES`.
+    """
+    if mode not in SORT_MODES:
+        raise ValueError(f"sort mode must be one of {', '.join(SORT_MODES)}, not {mode!r}")
     out = Path(out)
     actions: list[SortAction] = []
     claimed: dict[Path, Path] = {}
@@ -84,29 +95,28 @@ def plan_sort(
             actions.append(SortAction("conflict", source, destination))
         else:
             claimed[destination] = source
-            actions.append(SortAction("move" if move else "copy", source, destination))
+            actions.append(SortAction(mode, source, destination))
     return actions
 
 
-def _move_by_link(source: Path, destination: Path) -> bool:
-    """Move by hard link and unlink (never replaces a file); False across file systems."""
-    try:
-        os.link(source, destination)
-    except OSError:
-        return False
-    os.unlink(source)
-    return True
-
-
 def execute_sort(actions: Iterable[SortAction]) -> None:
-    """Carry out the copy/move actions of a plan (atomic per file)."""
+    """Carry out the copy/move/link actions of a plan (atomic per file, never overwriting)."""
     for action in actions:
-        if action.kind not in ("copy", "move"):
+        if action.kind not in SORT_MODES:
             continue
         destination = action.destination
         destination.parent.mkdir(parents=True, exist_ok=True)
-        if action.kind == "move" and _move_by_link(action.source, destination):
-            continue
+        if action.kind in ("move", "link"):
+            try:
+                os.link(action.source, destination)  # fails if the destination exists
+            except FileExistsError:
+                continue  # appeared meanwhile: left alone, and so is the source
+            except OSError:
+                pass  # another file system: copy below
+            else:
+                if action.kind == "move":
+                    os.unlink(action.source)
+                continue
         tmp = destination.parent / f".{destination.name}.{os.getpid()}.tmp"
         shutil.copy2(action.source, tmp)
         if destination.exists():  # appeared meanwhile: never overwrite

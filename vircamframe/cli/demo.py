@@ -53,15 +53,19 @@ def _setups(out: Path, n_jobs: int | None, executor: str) -> list[Path]:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="vircam_demo",
               show_default=True, help="Folder for the data, the setups and the pipeline tree.")
 @click.option("--preset", type=click.Choice(["tiny", "small", "full"]), default="tiny", show_default=True,
-              help="Simulated detector size (tiny: 256 px, small: 512 px, full: 2048 px, ~15 GB).")
+              help="Simulated detector size (tiny: 256 px, ~1 GB; small: 512 px, ~4 GB; "
+              "full: 2048 px, ~65 GB, ~50 GB with --compress).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Simulation seed.")
 @click.option("--filter", "band", type=click.Choice(list(FILTERS), case_sensitive=False), default="J",
               show_default=True, help="Science filter of the simulated tile.")
 @click.option("--executor", type=click.Choice(["serial", "processes", "dask"]), default="processes",
               show_default=True)
 @click.option("--n-jobs", type=click.IntRange(1), default=None, help="Workers [all cores].")
+@click.option("--compress", is_flag=True,
+              help="Simulate RICE-compressed raw files (.fits.fz, as the ESO archive serves them).")
 @user_errors("vircam demo")
-def demo(out: Path, preset: str, seed: int, band: str, executor: str, n_jobs: int | None) -> None:
+def demo(out: Path, preset: str, seed: int, band: str, executor: str, n_jobs: int | None,
+         compress: bool) -> None:
     """Simulate a VIRCAM night and reduce it: master calibrations, science pawprints, tile, QC report."""
     from ..simulate import simulate
 
@@ -72,8 +76,8 @@ def demo(out: Path, preset: str, seed: int, band: str, executor: str, n_jobs: in
         click.echo(f"simulated night already in {data}")
     else:
         click.echo(f"simulating a {preset} night (seed {seed}, filter {band}) into {data} ...")
-        simulate(data, preset=preset, seed=seed, filter=band)
-    actions = plan_sort(find_fits(data / "raw"), out / "raw_sorted")
+        simulate(data, preset=preset, seed=seed, filter=band, compress=compress)
+    actions = plan_sort(find_fits(data / "raw"), out / "raw_sorted", mode="link")
     execute_sort(actions)
     click.echo(f"sorted {len(actions)} raw files into {out / 'raw_sorted'}")
     for setup_file in _setups(out, n_jobs, executor):
