@@ -7,18 +7,19 @@ from pathlib import Path
 
 from vircamframe.association import by_parent
 from vircamframe.coadd import zero_point_error_cards
+from vircamframe.errors import RecipeInputError
 from vircamframe.fitsio import image_hdus, open_fits
 from vircamframe.naming import per_frame_name
 from vircamframe.parameters import Parameter
 from vircamframe.recipe import Input, Output, Recipe
 from vircamframe.swarp import RESAMPLING_KERNELS, auto_mem_max, resample
 from vircamframe.tags import SKY_TARGETS
-from vircamframe.tiling import read_grid, resampled_detector, tile_grid_of
+from vircamframe.tiling import detectors_on_grid, read_grid, resampled_detector, tile_grid_of
 
 
 class Resample(Recipe):
     name = "vircam_resample"
-    version = "0.1.2"
+    version = "0.1.3"
     synopsis = "Pawprints resampled onto the tile grid (SWarp), with their weights"
     description = (
         "All pawprints given (one field, one filter) are put on one grid: a zenithal\n"
@@ -38,7 +39,8 @@ class Resample(Recipe):
         "footprint on the grid: the tile's WCS with CRPIX shifted,\n"
         "and ESO DRS TILE XMIN/YMIN (where its first pixel lies in the tile) and\n"
         "ESO DRS TILE NAXIS1/2 (the tile's size), so the stacks, the tile and the statistics\n"
-        "maps all read the grid from them. QC TILEX/TILEY in the primary header: the tile's\n"
+        "maps all read the grid from them; a detector outside a given grid is left out (a\n"
+        "pawprint wholly outside it is an error). QC TILEX/TILEY in the primary header: the tile's\n"
         "size in pixels. mem_max [MB] bounds SWarp's memory (0: an eighth of the machine's)."
     )
     inputs = (
@@ -75,6 +77,10 @@ class Resample(Recipe):
                       grid["NAXIS2"], grid.pixel_scale, grid["CRVAL1"], grid["CRVAL2"])
         extra = {"ESO QC TILEX": (int(grid["NAXIS1"]), "[pixel] tile width"),
                  "ESO QC TILEY": (int(grid["NAXIS2"]), "[pixel] tile height")}
+        for frame in images:  # before anything is written: a pawprint wholly off a given grid
+            if not any(detectors_on_grid(frame.path, grid)):
+                raise RecipeInputError(f"{self.name}: {frame.name} lies outside the tile grid"
+                                       + (f" of TILE_HEADER {given[0].name}" if given else ""))
         mem_max = params.mem_max or auto_mem_max()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for frame, weight in zip(images, weights, strict=True):
@@ -85,9 +91,15 @@ class Resample(Recipe):
                 primary = {**extra, **zero_point_error_cards([frame.path])}
                 with open_fits(frame.path, check=False) as hdul:
                     headers = [(h.name, h.header.copy()) for h in image_hdus(hdul)]
+                outside = [name for (name, _), piece in zip(headers, pieces, strict=True) if piece is None]
+                if outside:
+                    self.log.info("%s: %d detector(s) outside the tile grid, left out: %s", frame.name,
+                                  len(outside), ", ".join(outside))
                 for category, index in (("RESAMPLED_SCI", 0), ("RESAMPLED_WEIGHT", 1)):
                     with self.product(category, per_frame_name(category, frame.name), [frame], calibs,
                                       extra=primary) as out:
                         for (extname, header), piece in zip(headers, pieces, strict=True):
+                            if piece is None:
+                                continue
                             data, cards = resampled_detector(piece[index], header, grid)
                             out.add_image(extname, data, cards, provenance=[frame.name])

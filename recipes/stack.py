@@ -23,7 +23,7 @@ from vircamframe.recipe import Input, Output, Recipe
 
 class Stack(Recipe):
     name = "vircam_stack"
-    version = "0.1.1"
+    version = "0.1.2"
     synopsis = "Jittered pawprints of one offset co-added per detector on the tile grid (SWarp)"
     description = (
         "The resampled pawprints of one offset position (OFFSET_I), all jitters, are co-added\n"
@@ -59,10 +59,17 @@ class Stack(Recipe):
                            extra=extra) as sci,
               self.product("JITTERED_CONFIDENCE_MAP", master_name("JITTERED_CONFIDENCE_MAP", setup, mjd),
                            inputs.images, extra=extra) as conf):
-            for extname in [p.extname for p in inputs.pieces[0]]:
+            # every detector on the grid in any input (a predefined grid may leave some out), in
+            # the file order of the input holding the most
+            fullest = max(inputs.pieces, key=len)
+            extnames = list(dict.fromkeys(p.extname for ps in (fullest, *inputs.pieces) for p in ps))
+            for extname in extnames:
                 pieces = [p for ps in inputs.pieces for p in ps if p.extname == extname]
+                holding = [(image, weight) for image, weight, ps in
+                           zip(inputs.images, inputs.weights, inputs.pieces, strict=True)
+                           if any(p.extname == extname for p in ps)]
                 with tempfile.TemporaryDirectory(prefix=".stack.", dir=self.output_dir) as work:
-                    files = _extract(inputs.images, inputs.weights, extname, Path(work))
+                    files = _extract(*zip(*holding, strict=True), extname, Path(work))
                     result = coadd(*files, inputs.grid, pieces, Path(work), crop=True, **options)
                 header = coadd_cards(result, inputs.grid)
                 saturate_card(header, inputs.saturation(extname))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -122,16 +124,46 @@ TILE_NIGHT_TARGETS = ("TILED_IMAGE", "STAT_EXPTIME", "STAT_NIMG", "STAT_MJD", "S
 @pytest.fixture(scope="session")
 def tile_night(tmp_path_factory) -> tuple[Path, Path]:
     """The tiny night (seed 1) reduced by the serial chain to the tile, its statistics maps, the
-    stacks, the Phase 3 set and the public catalogue: ``(simulated run, output tree)``."""
+    stacks, the Phase 3 set and the public catalogue: ``(simulated run, output tree)``.
+
+    Its raw files are RICE-compressed ``.fits.fz``, as the ESO archive serves VIRCAM data, so the
+    whole chain is tested on that form too (the demo tests run it on plain ``.fits``).
+    """
     from vircamframe.chain import Chain
     from vircamframe.simulate import simulate
 
     root = tmp_path_factory.mktemp("tile_night")
     run = root / "run"
-    simulate(run, preset="tiny", seed=1)
+    simulate(run, preset="tiny", seed=1, compress=True)
     out = root / "out"
     chain = Chain(run / "raw", list(TILE_NIGHT_TARGETS), out, calibs=[run / "sof" / "refcat.sof"],
                   executor="serial", qc_plots=False)
     summary = chain.run(progress=False)
     assert summary.ok, summary.errors
     return run, out
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> tuple[Path, str]:
+    """One ``vircam demo`` run (tiny preset, as the README's main job runs it): the output folder
+    (data, raw_sorted, the two pipeline trees, the report) and what the command printed.
+
+    It is the longest fixture (about a minute on two cores, ~0.7 GB), so a test session makes it
+    once: under pytest-xdist its workers share it, the first making it under a file lock.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.getbasetemp().parent  # this session's, shared by its workers
+    else:
+        root = tmp_path_factory.mktemp("demo")
+    out, stdout = root / "demo_out", root / "demo_out.stdout"
+    with open(root / "demo_out.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not stdout.exists():
+                shutil.rmtree(out, ignore_errors=True)
+                result = run_cli("vircam", "demo", "--out", out, "--n-jobs", "2")
+                assert result.returncode == 0, result.stderr[-3000:]
+                stdout.write_text(result.stdout)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return out, stdout.read_text()

@@ -3,11 +3,12 @@ bad input; and the numerics of the correlated-noise correction."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
-from click.testing import CliRunner
 from scipy import ndimage
 
 from vircamframe import run_recipe
@@ -71,13 +72,9 @@ def test_magnitude_at_snr_interpolates_or_extrapolates_background_limited_source
 
 # --- the tiny demo tile -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    from vircamframe.cli.demo import demo as demo_command
-
-    out = tmp_path_factory.mktemp("catalog_demo")
-    result = CliRunner().invoke(demo_command, ["--out", str(out), "--n-jobs", "2"])
-    assert result.exit_code == 0, result.output
-    return out
+def demo(demo_run) -> Path:
+    """The session's ``vircam demo`` output folder (conftest)."""
+    return demo_run[0]
 
 
 @pytest.fixture(scope="module")

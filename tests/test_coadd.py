@@ -16,6 +16,7 @@ from vircamframe.errors import RecipeInputError
 from vircamframe.frames import Frame, FrameSet
 from vircamframe.numerics.tilegrid import minimum_area_rotation, tile_grid, zea_offsets
 from vircamframe.simulate.truth import load_truth, truth_coverage
+from vircamframe.tiling import detectors_on_grid, read_grid, sub_grid
 
 # --- the grid: pure numerics ------------------------------------------------------------------
 
@@ -59,6 +60,35 @@ def test_north_up_grid_when_not_rotated():
     grid = tile_grid(ra, dec, pixel_scale=10.0, rotate=False)
     assert grid["CD1_2"] == 0.0 and grid["CD2_1"] == 0.0
     assert grid["CD1_1"] == pytest.approx(-10.0 / 3600) and grid["CD2_2"] == pytest.approx(10.0 / 3600)
+
+
+def _tan(ra: float, dec: float, scale: float = 1.0) -> fits.Header:
+    """A 100 x 100 detector header, TAN about (ra, dec), pixels of ``scale`` arcsec."""
+    return fits.Header({"NAXIS": 2, "NAXIS1": 100, "NAXIS2": 100, "CTYPE1": "RA---TAN",
+                        "CTYPE2": "DEC--TAN", "CRVAL1": ra, "CRVAL2": dec, "CRPIX1": 50.5, "CRPIX2": 50.5,
+                        "CD1_1": -scale / 3600, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": scale / 3600})
+
+
+def test_detectors_on_a_predefined_grid(tmp_path):
+    # a 60 x 60 arcsec grid about (150, -30) at 1 arcsec, turned by 30 deg
+    t = np.radians(30.0)
+    grid = {"NAXIS1": 60, "NAXIS2": 60, "CTYPE1": "RA---ZEA", "CTYPE2": "DEC--ZEA", "CRVAL1": 150.0,
+            "CRVAL2": -30.0, "CRPIX1": 30.5, "CRPIX2": 30.5, "CD1_1": -np.cos(t) / 3600,
+            "CD1_2": np.sin(t) / 3600, "CD2_1": np.sin(t) / 3600, "CD2_2": np.cos(t) / 3600}
+    east = 1.0 / 3600 / np.cos(np.radians(30.0))  # deg of RA per arcsec of sky at dec -30
+    detectors = [
+        _tan(150.0 + 70 * east, -30.0),  # its west edge 20" into the grid's (turned) square
+        _tan(150.0, -30.0, scale=2.0),  # 200" wide: holds the whole grid, no corner of it inside
+        _tan(150.0 + 200 * east, -30.0),  # 150" clear of it
+        _tan(150.0, -30.0 + 94 / 3600),  # 3" north of the turned square's top corner (41" up)
+    ]
+    path = tmp_path / "pawprint.fits"
+    fits.HDUList([fits.PrimaryHDU(), *(fits.ImageHDU(np.zeros((100, 100), np.float32), h)
+                                       for h in detectors)]).writeto(path)
+    assert detectors_on_grid(path, grid) == [True, True, False, False]
+    # the same detectors on a grid that holds them all
+    wide = {**grid, "NAXIS1": 1200, "NAXIS2": 1200, "CRPIX1": 600.5, "CRPIX2": 600.5}
+    assert detectors_on_grid(path, wide) == [True, True, True, True]
 
 
 # --- the recipes on the tiny night -------------------------------------------------------------
@@ -215,3 +245,54 @@ def test_a_given_grid_is_used_and_two_grids_do_not_mix(tiled, tmp_path):
     with pytest.raises(RecipeInputError, match="lies on another tile grid"):
         run_recipe("vircam_tile", FrameSet([*other, *moved]), output_dir=tmp_path / "tile")
     assert not (tmp_path / "tile").exists() or not list((tmp_path / "tile").glob("*.fits"))
+
+
+@pytest.mark.slow
+def test_a_grid_holding_part_of_the_pawprints_leaves_the_other_detectors_out(tiled, tmp_path):
+    _, out = tiled
+    # a survey's predefined grid holding only the western third of this tile
+    full = read_grid(_tile(out, "TILED_IMAGE"))
+    part = sub_grid(full, 1, 1, int(full["NAXIS1"]) // 3, int(full["NAXIS2"]))
+    grid = tmp_path / "part.fits"
+    fits.PrimaryHDU(np.zeros(part.shape, np.float32), header=fits.Header(dict(part))).writeto(grid)
+    photcal = chain_products(out, "PHOTCAL_SCI")
+    offset = fits.getval(photcal[0].path, "OFFSET_I")
+    frames = [f for f in photcal if fits.getval(f.path, "OFFSET_I") == offset][:2]
+    all_weights = chain_products(out, "WEIGHT_SCI")
+    weights = [next(w for w in all_weights if w.name[:28] == f.name[:28]) for f in frames]
+    given = Frame(grid, "TILE_HEADER", "CALIB")
+    resampled = run_recipe("vircam_resample", FrameSet([*frames, *weights, given]),
+                           output_dir=tmp_path / "rs", qc_plots=False)
+    for frame, product in zip(frames, resampled.by_tag("RESAMPLED_SCI"), strict=True):
+        with fits.open(frame.path) as source, fits.open(product.path) as hdul:
+            kept = [hdu.name for hdu in hdul[1:]]
+            assert 0 < len(kept) < 16
+            for hdu in source[1:]:  # where each detector's centre falls on the part grid
+                wcs = WCS(hdu.header)
+                ra, dec = wcs.all_pix2world(hdu.header["NAXIS1"] / 2, hdu.header["NAXIS2"] / 2, 1)
+                x, _ = WCS(dict(part)).all_world2pix(ra, dec, 1)
+                native = wcs.proj_plane_pixel_scales()[0].to_value("arcsec")
+                half = hdu.header["NAXIS1"] / 2 * native / part.pixel_scale  # in grid pixels
+                if 1 + half < x < part["NAXIS1"] - half:  # wholly inside across: kept, with data
+                    assert hdu.name in kept
+                    assert np.count_nonzero(hdul[hdu.name].data) > 0.5 * hdul[hdu.name].data.size
+                elif x < -1.5 * half or x > part["NAXIS1"] + 1.5 * half:  # well clear of it: left out
+                    assert hdu.name not in kept
+    # the stack of the two holds every detector either of them has
+    stack = run_recipe("vircam_stack", resampled, output_dir=tmp_path / "stack", qc_plots=False)
+    with fits.open(stack.by_tag("JITTERED_IMAGE_SCI")[0].path) as hdul:
+        stacked = {hdu.name for hdu in hdul[1:]}
+    pieces = set()
+    for product in resampled.by_tag("RESAMPLED_SCI"):
+        with fits.open(product.path) as hdul:
+            pieces |= {hdu.name for hdu in hdul[1:]}
+    assert stacked == pieces
+    # a grid clear of the whole pawprint is a one-line error, and nothing is written
+    far = tmp_path / "far.fits"
+    fits.PrimaryHDU(np.zeros(part.shape, np.float32),
+                    header=fits.Header({**part, "CRVAL2": part["CRVAL2"] + 5.0})).writeto(far)
+    with pytest.raises(RecipeInputError, match=f"^vircam_resample: {frames[0].name} lies outside the tile "
+                                               "grid of TILE_HEADER far.fits$"):
+        run_recipe("vircam_resample", FrameSet([frames[0], weights[0], Frame(far, "TILE_HEADER", "CALIB")]),
+                   output_dir=tmp_path / "far")
+    assert not (tmp_path / "far").exists() or not any((tmp_path / "far").iterdir())

@@ -28,11 +28,9 @@ PHASE3 = ("PHASE3_IMAGE", "PHASE3_WEIGHT", "PHASE3_SRCTBL", "PUBLIC_CATALOGUE")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> tuple[Path, str]:
-    out = tmp_path_factory.mktemp("demo") / "demo_out"
-    result = run_cli("vircam", "demo", "--out", out, "--n-jobs", "2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out, result.stdout
+def demo(demo_run) -> tuple[Path, str]:
+    """The session's ``vircam demo`` run (conftest), shared with the QC report and catalogue tests."""
+    return demo_run
 
 
 def _manifest(tree: Path) -> dict:

@@ -9,11 +9,8 @@ their QC figures.
 
 from __future__ import annotations
 
-import fcntl
 import math
-import os
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -316,27 +313,9 @@ def test_the_chain_says_it_does_not_run_the_report():
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> tuple[Path, str]:
-    """One ``vircam demo`` run (tiny preset): two pipeline trees and the report of both.
-
-    Under pytest-xdist the run's workers share it: the first makes it under a file lock.
-    """
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers
-    else:
-        root = tmp_path_factory.mktemp("qcdemo")
-    out, stdout = root / "qc_report_demo", root / "qc_report_demo.stdout"
-    with open(root / "qc_report_demo.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not stdout.exists():
-                shutil.rmtree(out, ignore_errors=True)
-                result = run_cli("vircam", "demo", "--out", out, "--n-jobs", "2")
-                assert result.returncode == 0, result.stderr[-3000:]
-                stdout.write_text(result.stdout)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return out, stdout.read_text()
+def demo(demo_run) -> tuple[Path, str]:
+    """The session's ``vircam demo`` run: two pipeline trees and the report of both."""
+    return demo_run
 
 
 @pytest.mark.slow

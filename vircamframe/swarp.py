@@ -25,7 +25,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from .external import run_tool
-from .fitsio import image_hdus
+from .tiling import detectors_on_grid
 
 __all__ = ["COMBINE_TYPES", "RESAMPLING_KERNELS", "SWARP", "auto_mem_max", "combine", "resample",
            "write_grid_header"]
@@ -92,7 +92,7 @@ def resample(
     threads: int = 1,
     mem_max: int = 1024,
     log: logging.Logger = log,
-) -> list[tuple[Path, Path]]:
+) -> list[tuple[Path, Path] | None]:
     """Resample every image extension of ``image`` onto ``grid``.
 
     Parameters
@@ -112,21 +112,26 @@ def resample(
 
     Returns
     -------
-    list of (Path, Path)
+    list of (Path, Path) or None
         Per image extension, in file order: the resampled image and its weight, cropped to
-        the extension's footprint (``COMIN1/2``: 1-based position of its first pixel in the grid).
+        the extension's footprint (``COMIN1/2``: 1-based position of its first pixel in the grid);
+        None for a detector outside the grid (a predefined grid may hold part of a pawprint).
+
+    Raises
+    ------
+    ExternalToolError
+        When SWarp fails, or writes no piece for a detector that lies on the grid.
     """
     if kernel not in RESAMPLING_KERNELS:
         raise ValueError(f"resampling kernel must be one of {', '.join(RESAMPLING_KERNELS)}, not {kernel!r}")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     image = Path(image)
-    with fits.open(image) as hdul:
-        n_images = len(image_hdus(hdul))
+    on_grid = detectors_on_grid(image, grid)
     stem = image.name[: -len(".fits")] if image.name.endswith(".fits") else image.stem
     write_grid_header(grid, workdir / "unused_coadd.head")
     pieces = [(workdir / f"{stem}.{n:04d}.resamp.fits", workdir / f"{stem}.{n:04d}.resamp.weight.fits")
-              for n in range(1, n_images + 1)]
+              for n in range(1, len(on_grid) + 1)]
     options = {
         # weights rescaled to the measured noise: inverse variances in the pawprint's units
         **_common(threads, mem_max, rescale_weights=True),
@@ -138,8 +143,10 @@ def resample(
         "RESAMPLE_DIR": workdir.absolute(),
         "RESAMPLING_TYPE": kernel.upper(),
     }
-    _run([image], [Path(weight)], workdir, options, [p for pair in pieces for p in pair], log)
-    return pieces
+    expect = [p for pair, on in zip(pieces, on_grid, strict=True) if on for p in pair]
+    _run([image], [Path(weight)], workdir, options, expect, log)
+    # SWarp writes a blank one-pixel-wide strip for a detector off the grid (or nothing): dropped
+    return [pair if on else None for pair, on in zip(pieces, on_grid, strict=True)]
 
 
 def combine(

@@ -25,6 +25,7 @@ from .numerics.tilegrid import NATIVE_PIXEL_ARCSEC, TILE_PIXEL_ARCSEC, TileGrid,
 __all__ = [
     "GRID_KEYS",
     "detector_edges",
+    "detectors_on_grid",
     "grid_of_piece",
     "piece_cards",
     "read_grid",
@@ -44,6 +45,24 @@ def _wcs(header: fits.Header) -> WCS:
         return WCS(header, relax=True).celestial
 
 
+def _outline(nx: int, ny: int, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """``samples`` points along each edge of an ``nx`` x ``ny`` image, going round it (1-based)."""
+    along_x = np.linspace(0.5, nx + 0.5, samples)
+    along_y = np.linspace(0.5, ny + 0.5, samples)
+    low, high_x, high_y = (np.full(samples, v) for v in (0.5, nx + 0.5, ny + 0.5))
+    return np.concatenate([along_x, high_x, along_x[::-1], low]), np.concatenate([low, along_y, high_y,
+                                                                                 along_y[::-1]])
+
+
+def _detector_outlines(path: str | os.PathLike, samples: int = _EDGE_SAMPLES):
+    """Per image extension of a pawprint: the sky positions round its edges, and its WCS."""
+    with fits.open(path) as hdul:
+        for hdu in image_hdus(hdul):
+            wcs = _wcs(hdu.header)
+            ra, dec = wcs.all_pix2world(*_outline(hdu.header["NAXIS1"], hdu.header["NAXIS2"], samples), 1)
+            yield ra, dec, wcs
+
+
 def detector_edges(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """Sky positions along the edges of every detector of a pawprint, and their pixel scales.
 
@@ -55,22 +74,39 @@ def detector_edges(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, lis
         Each detector's pixel scale at its centre [arcsec].
     """
     ras, decs, scales = [], [], []
-    with fits.open(path) as hdul:
-        for hdu in image_hdus(hdul):
-            nx, ny = hdu.header["NAXIS1"], hdu.header["NAXIS2"]
-            wcs = _wcs(hdu.header)
-            along_x = np.linspace(0.5, nx + 0.5, _EDGE_SAMPLES)
-            along_y = np.linspace(0.5, ny + 0.5, _EDGE_SAMPLES)
-            low, high_x, high_y = (np.full(_EDGE_SAMPLES, v) for v in (0.5, nx + 0.5, ny + 0.5))
-            x = np.concatenate([along_x, high_x, along_x, low])
-            y = np.concatenate([low, along_y, high_y, along_y])
-            ra, dec = wcs.all_pix2world(x, y, 1)
-            ras.append(ra)
-            decs.append(dec)
-            scales.append(float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix))) * 3600.0))
+    for ra, dec, wcs in _detector_outlines(path):
+        ras.append(ra)
+        decs.append(dec)
+        scales.append(float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix))) * 3600.0))
     if not ras:
         raise FitsInputError(f"{Path(path).name}: no image extension with a WCS to place on the tile")
     return np.concatenate(ras), np.concatenate(decs), scales
+
+
+def detectors_on_grid(path: str | os.PathLike, grid: Mapping[str, object], inset: float = 2.0) -> list[bool]:
+    """Per image extension of a pawprint: whether the detector covers part of ``grid``.
+
+    A predefined grid (a survey's ``TILE_HEADER``) may hold only part of a pawprint; SWarp then
+    writes a blank one-pixel-wide strip (or nothing) for each detector outside it. A detector counts as on the grid when its
+    outline (33 points per edge, so the TPV distortion is followed) and the grid's rectangle,
+    shrunk by ``inset`` pixels, overlap: a point of either lies inside the other. Shapes thinner
+    than the sampling that cross without either holding a point of the other are missed; at
+    33 points per 2048-pixel edge that needs a grid under 64 native pixels wide.
+    """
+    from matplotlib.path import Path as Polygon
+
+    grid_wcs = _wcs(fits.Header(dict(grid)))
+    nx, ny = int(grid["NAXIS1"]), int(grid["NAXIS2"])
+    low, high = 0.5 + inset, np.array([nx, ny]) + 0.5 - inset
+    rectangle = np.column_stack(_outline(nx, ny, 33))
+    rectangle = np.clip(rectangle, low, high)
+    on_grid = []
+    for ra, dec, _ in _detector_outlines(path, samples=33):
+        x, y = grid_wcs.all_world2pix(ra, dec, 1)
+        outline = np.column_stack([x, y])
+        inside = np.all((outline >= low) & (outline <= high), axis=1)
+        on_grid.append(bool(inside.any() or Polygon(outline).contains_points(rectangle).any()))
+    return on_grid
 
 
 def tile_pixel_scale(native_scales: Iterable[float]) -> float:

@@ -149,13 +149,15 @@ def truth_coverage(
     """
     truth = load_truth(run)
     _, plan, _ = _scene(truth["seed"], truth["preset"], truth["filter"])
-    by_name = {fp.arcfile: fp for fp in plan.frames}
+    by_arcfile = {fp.arcfile: fp for fp in plan.frames}
+    arcfile_of = {f["file"]: f["arcfile"] for f in truth["frames"]}  # VCAM...fits(.fz) -> ARCFILE
     chips = chip_geometries(truth["nx"])
     ra, dec = np.asarray(ra, float), np.asarray(dec, float)
     count = np.zeros(ra.shape, int)
     exptime = np.zeros(ra.shape, float)
     for name in frame_files:
-        fp = by_name[Path(name).name]
+        name = Path(name).name
+        fp = by_arcfile[arcfile_of.get(name, name)]
         seen = np.zeros(ra.shape, bool)
         for chip in chips:
             px, py = world_to_pixel(ra, dec, fp.ra, fp.dec, chip.crpix, chip.rotated_cd(fp.posang))
