@@ -87,11 +87,12 @@ def detectors_on_grid(path: str | os.PathLike, grid: Mapping[str, object], inset
     """Per image extension of a pawprint: whether the detector covers part of ``grid``.
 
     A predefined grid (a survey's ``TILE_HEADER``) may hold only part of a pawprint; SWarp then
-    writes a blank one-pixel-wide strip (or nothing) for each detector outside it. A detector counts as on the grid when its
-    outline (33 points per edge, so the TPV distortion is followed) and the grid's rectangle,
-    shrunk by ``inset`` pixels, overlap: a point of either lies inside the other. Shapes thinner
-    than the sampling that cross without either holding a point of the other are missed; at
-    33 points per 2048-pixel edge that needs a grid under 64 native pixels wide.
+    writes a blank one-pixel-wide strip (or nothing) for each detector outside it. A detector
+    counts as on the grid when its outline (33 points per edge, so the TPV distortion is
+    followed) and the grid's rectangle, shrunk by ``inset`` pixels, overlap: a point of either
+    lies inside the other. Shapes thinner than the sampling that cross without either holding a
+    point of the other are missed; at 33 points per 2048-pixel edge that needs a grid under 64
+    native pixels wide.
     """
     from matplotlib.path import Path as Polygon
 
