@@ -1,8 +1,9 @@
 """The whole chain from raw frames to the tile: wall time per stage, peak memory, scaling.
 
 Runs ``vircam demo`` (simulate, sort, the calibration setup, the science setup with the tile)
-for each preset asked, in a fresh folder, and prints per recipe the summed job seconds from
-the chain manifests, the wall time of each setup, the peak RSS of the largest process, and,
+for each preset asked, in a fresh folder, and prints per recipe the summed job seconds and the
+largest job peak memory (worker or tool) from the chain manifests, the wall time of each
+setup, the peak RSS of the largest process, and,
 for two presets, how each stage scales with the number of pixels (``full`` has 16 times the
 pixels of ``small``)::
 
@@ -58,13 +59,15 @@ def run_preset(preset: str, out: Path, n_jobs: int, compress: bool = False) -> d
         raise SystemExit(f"vircam demo --preset {preset} failed (exit {process.returncode}); see {out}")
     per_recipe: dict[str, float] = defaultdict(float)
     jobs: dict[str, int] = defaultdict(int)
+    peak: dict[str, float] = defaultdict(float)
     for manifest in sorted((out / "pipeline").glob("*/temp/manifest.json")):
         for job in json.loads(manifest.read_text())["jobs"].values():
             per_recipe[job["recipe"]] += job["seconds"]
             jobs[job["recipe"]] += 1
+            peak[job["recipe"]] = max(peak[job["recipe"]], job.get("peak_rss_mb", 0.0))
     peak_mb = usage.ru_maxrss / 1024.0  # the largest process of the run (Linux: kB)
     return {"preset": preset, "wall_s": wall, "job_seconds": dict(per_recipe), "jobs": dict(jobs),
-            "peak_rss_mb": peak_mb, "disk_gb": disk_usage_gb(out)}
+            "job_peak_mb": dict(peak), "peak_rss_mb": peak_mb, "disk_gb": disk_usage_gb(out)}
 
 
 def main() -> None:
@@ -74,17 +77,20 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--compress", action="store_true", help="RICE-compressed raw files (.fits.fz)")
     parser.add_argument("--discard", action="store_true", help="remove each preset's tree once measured")
+    parser.add_argument("--keep-last", action="store_true",
+                        help="with --discard: keep the last preset's tree (to look into it)")
     args = parser.parse_args()
     results = []
     for preset in args.presets:
         results.append(run_preset(preset, args.out / preset, args.n_jobs, args.compress))
-        if args.discard:
+        if args.discard and not (args.keep_last and preset == args.presets[-1]):
             shutil.rmtree(args.out / preset)
     for r in results:
         print(f"\n{r['preset']}: {r['wall_s']:.0f} s wall (simulation included), "
               f"peak RSS of one process {r['peak_rss_mb']:.0f} MB, {r['disk_gb']:.1f} GB on disk")
         for recipe, seconds in sorted(r["job_seconds"].items(), key=lambda kv: -kv[1]):
-            print(f"  {recipe:<30} {r['jobs'][recipe]:>3} job(s) {seconds:8.1f} s")
+            print(f"  {recipe:<30} {r['jobs'][recipe]:>3} job(s) {seconds:8.1f} s"
+                  f"   peak {r['job_peak_mb'].get(recipe, 0.0):7.0f} MB")
     if len(results) == 2:
         a, b = results
         ratio = PIXELS[b["preset"]] / PIXELS[a["preset"]]

@@ -118,13 +118,13 @@ def final_night(science_night):
 
 # What the tiny night is reduced to once, for the co-addition and Phase 3 tests.
 TILE_NIGHT_TARGETS = ("TILED_IMAGE", "STAT_EXPTIME", "STAT_NIMG", "STAT_MJD", "STAT_ASTRMS",
-                      "JITTERED_IMAGE_SCI", "PHASE3_IMAGE", "PUBLIC_CATALOGUE")
+                      "JITTERED_IMAGE_SCI", "JITTERED_OBJECT_CATALOGUE", "PHASE3_IMAGE", "PUBLIC_CATALOGUE")
 
 
 @pytest.fixture(scope="session")
 def tile_night(tmp_path_factory) -> tuple[Path, Path]:
     """The tiny night (seed 1) reduced by the serial chain to the tile, its statistics maps, the
-    stacks, the Phase 3 set and the public catalogue: ``(simulated run, output tree)``.
+    stacks and their catalogues, the Phase 3 set and the public catalogue: ``(simulated run, output tree)``.
 
     Its raw files are RICE-compressed ``.fits.fz``, as the ESO archive serves VIRCAM data, so the
     whole chain is tested on that form too (the demo tests run it on plain ``.fits``).

@@ -203,6 +203,13 @@ def test_stacks_one_per_offset_with_every_detector(tiled):
         for hdu in hdul[1:]:
             assert hdu.header["ESO QC COVERAGE"] > 0.8
             assert "ESO DRS TILE XMIN" in hdu.header
+    # the chain catalogues each stack (VISIONS' build_stacks): one table per detector
+    catalogues = chain_products(out, "JITTERED_OBJECT_CATALOGUE")
+    assert sorted(fits.getval(c.path, "OFFSET_I") for c in catalogues) == sorted(
+        fits.getval(s.path, "OFFSET_I") for s in stacks)
+    with fits.open(catalogues[0].path) as hdul:
+        assert [h.name for h in hdul[1:]] == [f"DET1.CHIP{n}" for n in range(1, 17)]
+        assert hdul[0].header["ESO QC NSOURCES"] == sum(h.header["NAXIS2"] for h in hdul[1:]) > 100
 
 
 @pytest.mark.slow

@@ -17,10 +17,13 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ExternalToolError
+from .memory import note_tool_peak
 
 __all__ = ["DEBIAN_PACKAGES", "find_tool", "run_tool"]
 
@@ -120,8 +123,7 @@ def run_tool(
     log.info("running %s", line)
     logfile = cwd / f"{tool}.log"
     try:
-        proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, check=False)
+        proc = _run_measured(command, cwd, timeout)
     except subprocess.TimeoutExpired as err:
         output = _text(err.stdout) + _text(err.stderr)
         _keep_log(logfile, line, output, log)
@@ -143,6 +145,39 @@ def run_tool(
                 f"{tool} exited 0 but wrote {what} {path} (log {logfile}): {line}{_tail(output)}"
             )
     return proc
+
+
+def _run_measured(command: list[str], cwd: Path, timeout: float | None) -> subprocess.CompletedProcess:
+    """Run ``command`` to its end (killed after ``timeout`` s) and note its peak memory.
+
+    The tool is waited for with ``wait4``, which returns its resource usage, so its peak
+    resident memory reaches :func:`vircamframe.memory.note_tool_peak`; its output goes to
+    temporary files rather than pipes, so nothing has to read them while it runs.
+    """
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        proc.kill()
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        timer = threading.Timer(timeout, kill) if timeout is not None else None
+        if timer is not None:
+            timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        note_tool_peak(usage.ru_maxrss)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = (f.read().decode(errors="replace") for f in (out, err))
+    if killed.is_set():
+        raise subprocess.TimeoutExpired(command, timeout, output=stdout, stderr=stderr)
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
 
 def _text(data: str | bytes | None) -> str:

@@ -414,10 +414,12 @@ class _Run:
         if result.ok:
             products = [self._relative(p) for p in result.products]
             self.manifest.record(job.id, JobRecord(self.keys[job.id], job.recipe, "done", result.seconds,
-                                                   products=products, log=spec_log))
+                                                   products=products, log=spec_log,
+                                                   peak_rss_mb=round(result.peak_rss_mb, 1)))
             self._resolve(job, result.products)
             self._finish(job, "ran", result.seconds, products)
-            log.info("done %s in %.1f s: %d product(s)", job.id, result.seconds, len(products))
+            log.info("done %s in %.1f s (peak %.0f MB): %d product(s)", job.id, result.seconds,
+                     result.peak_rss_mb, len(products))
         else:
             self.manifest.record(job.id, JobRecord(self.keys[job.id], job.recipe, "failed", result.seconds,
                                                    error=result.error, log=spec_log))

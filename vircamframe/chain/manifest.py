@@ -51,6 +51,7 @@ class JobRecord:
     status: str  # done | failed
     seconds: float = 0.0
     finished: str = ""
+    peak_rss_mb: float = 0.0  # peak resident memory of the job (its process or a tool) [MB]
     products: list[ProductRecord] = field(default_factory=list)
     error: str = ""
     log: str = ""

@@ -3,7 +3,8 @@
 :func:`execute_job` is a plain top-level function of picklable arguments, so the same call runs
 in the main process (``serial``), in a process pool or on a Dask worker. It goes through
 :func:`vircamframe.run_recipe`, the one way to run a recipe, and logs the job in full to its
-own file under ``temp/logs/``; a failure comes back as a one-line error, never as an exception
+own file under ``temp/logs/``, and measures its peak memory (:mod:`vircamframe.memory`); a
+failure comes back as a one-line error, never as an exception
 that would take the other jobs down.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 from ..association import parent_name
 from ..errors import VircamError
 from ..frames import Frame, FrameSet
+from ..memory import peak_mb, reset_peak
 from .manifest import ProductRecord, stored_md5
 
 __all__ = ["JobResult", "JobSpec", "execute_job"]
@@ -48,6 +50,7 @@ class JobResult:
     seconds: float
     products: list[ProductRecord] = field(default_factory=list)
     error: str = ""
+    peak_rss_mb: float = 0.0  # the job's process or one of its tools, the larger
 
 
 def execute_job(spec: JobSpec) -> JobResult:
@@ -63,6 +66,7 @@ def execute_job(spec: JobSpec) -> JobResult:
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)
     start = time.perf_counter()
+    reset_peak()
     try:
         frames = FrameSet(spec.frames)
         products = run_recipe(spec.recipe, frames, spec.params, output_dir=spec.output_dir,
@@ -71,7 +75,7 @@ def execute_job(spec: JobSpec) -> JobResult:
         records = [
             ProductRecord(str(p.path), p.tag, stored_md5(p.path) or "", parent_name(p)) for p in products
         ]
-        return JobResult(spec.job_id, True, time.perf_counter() - start, records)
+        return JobResult(spec.job_id, True, time.perf_counter() - start, records, peak_rss_mb=peak_mb())
     except VircamError as err:
         logger.error("%s", err)
         return JobResult(spec.job_id, False, time.perf_counter() - start, error=str(err))
