@@ -47,8 +47,9 @@ def _image(path):
 
 
 def _map(path) -> tuple[fits.Header, np.ndarray]:
+    """A float32 statistics map (exposure time, astrometric rms) and its primary header."""
     with fits.open(path) as hdul:
-        return hdul[0].header, np.asarray(hdul[TILE_EXTNAME].data, float)
+        return hdul[0].header, np.asarray(hdul[TILE_EXTNAME].data, np.float32)
 
 
 def _footprint(header: fits.Header) -> list[tuple[float, float]]:
@@ -129,7 +130,7 @@ _INPUTS = (
 
 class Phase3(Recipe):
     name = "vircam_phase3"
-    version = "0.1.0"
+    version = "0.1.1"
     synopsis = "ESO Phase 3 tile image, weight map and source table (SDP standard keywords)"
     description = (
         "The tile, its confidence map and its source catalogue rewritten with the keywords of\n"

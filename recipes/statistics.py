@@ -24,7 +24,7 @@ MAPS = (
 
 class Statistics(Recipe):
     name = "vircam_statistics"
-    version = "0.2.0"
+    version = "0.2.1"
     synopsis = "Per-pixel exposure time, number of images, mean MJD and astrometric rms on the tile grid"
     description = (
         "From the resampled weights of all pawprints of a tile (a pixel is covered by a\n"
@@ -84,7 +84,9 @@ class Statistics(Recipe):
             cards = header.copy()
             cards["BUNIT"] = (unit, "unit of the map")
             values = data[covered & np.isfinite(data)] if data.dtype.kind == "f" else data[covered]
-            median = float(np.median(values)) if values.size else float("nan")
+            # overwrite_input: the median sorts this copy, not another one (a tile is 200 Mpx)
+            median = float(np.median(values, overwrite_input=True)) if values.size else float("nan")
+            del values
             qc = {"MEDIAN": (median, f"[{unit or 'count'}] median over the covered pixels")}
             if category == "STAT_NIMG":
                 qc["NIMGMAX"] = (int(data.max()), "most pawprints on one pixel")

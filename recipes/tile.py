@@ -24,7 +24,7 @@ TILE_EXTNAME = "TILE"
 
 class Tile(Recipe):
     name = "vircam_tile"
-    version = "0.1.1"
+    version = "0.1.2"
     synopsis = "The co-added tile and its confidence map from all resampled pawprints (SWarp)"
     description = (
         "All resampled pawprints of a field (six offsets times their jitters) are co-added on\n"

@@ -26,7 +26,8 @@ def test_a_tools_peak_counts_for_the_job(tmp_path):
     memory.reset_peak()
     own = memory.peak_mb()
     # a child process holding 300 MB more than this one ever did
-    code = "import numpy as n, sys; a = n.ones(%d // 8); sys.stdout.write('ok')" % ((int(own) + 300) * 2**20)
+    size = (int(own) + 300) * 2**20
+    code = f"import numpy as n, sys; a = n.ones({size} // 8); sys.stdout.write('ok')"
     proc = run_tool(sys.executable, ["-c", code], tmp_path)
     assert proc.stdout == "ok"
     assert memory.peak_mb() > own + 250

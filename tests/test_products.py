@@ -168,3 +168,26 @@ def test_full_disk_is_a_clean_one_line_error(dark_set, full_disk):
     assert "cannot write product (No space left on device)" in str(err.value)
     assert "master_dark" in str(err.value) and "\n" not in str(err.value)
     assert list(full_disk.iterdir()) == []  # no product, no temporary file
+
+
+@pytest.mark.parametrize("dtype, shape", [(np.float32, (1030, 77)), (np.float64, (9, 5)),
+                                          (np.uint8, (301, 7)), (np.int16, (3, 1001)), (np.int32, (2, 3))])
+def test_image_checksums_written_piecewise_agree_with_astropy(tmp_path, monkeypatch, dtype, shape):
+    """Images are byte-swapped, summed and written a few rows at a time: DATASUM and CHECKSUM must
+    be what astropy computes over the whole HDU (pieces of 16 KB here, so there are many)."""
+    import vircamframe.products as products
+
+    monkeypatch.setattr(products, "_CHUNK_BYTES", 16 << 10)
+    rng = np.random.default_rng(3)
+    data = (rng.normal(0, 1000, shape) if np.dtype(dtype).kind == "f"
+            else rng.integers(0, np.iinfo(dtype).max, shape)).astype(dtype)
+    with ProductFile(tmp_path / "p.fits", fits.Header([("HIERARCH ESO PRO CATG", "TEST")])) as out:
+        out.add_image("DET1.CHIP1", data, float64=dtype == np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # astropy warns on a checksum it cannot confirm
+        with fits.open(tmp_path / "p.fits", checksum=True) as hdul:
+            assert np.array_equal(hdul[1].data, data)
+            assert hdul[1].verify_datasum() == 1 and hdul[1].verify_checksum() == 1
+            reference = fits.ImageHDU(data)
+            reference.add_datasum()
+            assert hdul[1].header["DATASUM"] == reference.header["DATASUM"]

@@ -190,7 +190,8 @@ def _finite(value: float) -> float:
 
 
 def _write(path: Path, data: np.ndarray, header: fits.Header) -> Path:
-    fits.PrimaryHDU(data.astype(np.float32), header).writeto(path, overwrite=True, output_verify="silentfix")
+    fits.PrimaryHDU(data.astype(np.float32, copy=False), header).writeto(path, overwrite=True,
+                                                                         output_verify="silentfix")
     return path
 
 
@@ -221,8 +222,8 @@ def _inputs(data, confidence, header, workdir: Path, zero_point: float, detect_m
     """SExtractor's image and weight files (NaN -> 0, no weight there) and its common options."""
     workdir.mkdir(parents=True, exist_ok=True)
     covered = np.isfinite(data) & np.isfinite(confidence) & (confidence > 0)
-    image = _write(workdir / "image.fits", np.where(covered, data, 0.0), header)
-    weight = _write(workdir / "weight.fits", np.where(covered, confidence, 0.0), fits.Header())
+    image = _write(workdir / "image.fits", np.where(covered, data, np.float32(0.0)), header)
+    weight = _write(workdir / "weight.fits", np.where(covered, confidence, np.float32(0.0)), fits.Header())
     saturate = float(header.get("SATURATE", np.inf))
     common = {"MAG_ZEROPOINT": zero_point, "BACK_SIZE": 64, "DETECT_MINAREA": detect_minarea,
               "WEIGHT_THRESH": 0,
@@ -312,13 +313,20 @@ def catalogue_image(
         "CHECKIMAGE_NAME": f"{segmentation.absolute()},{background.absolute()}",
     }, log)
     objects = read_ldac(catalog)[0][1]
-    # correlated noise: empty apertures on the noise-homogenised, background-subtracted image
-    seg = fits.getdata(segmentation) > 0
-    sky = np.where(covered, data - fits.getdata(background), np.nan)
+    # correlated noise: empty apertures on the noise-homogenised, background-subtracted image,
+    # built in place in float32 (a full tile is 200 million pixels: each copy is 0.8 GB)
+    bad = ndimage.binary_dilation(fits.getdata(segmentation) > 0, iterations=max(2, round(seeing)))
+    bad |= ~covered
     median_conf = float(np.median(confidence[covered])) if covered.any() else 1.0
-    homogenised = sky * np.sqrt(np.where(covered, confidence, 0.0) / median_conf)
-    bad = ndimage.binary_dilation(seg, iterations=max(2, round(seeing))) | ~covered
+    homogenised = np.subtract(data, fits.getdata(background), dtype=np.float32)
+    noise_scale = np.where(covered, confidence, np.float32(0.0)).astype(np.float32, copy=False)
+    noise_scale /= np.float32(median_conf)
+    np.sqrt(noise_scale, out=noise_scale)
+    homogenised *= noise_scale
+    del noise_scale
+    homogenised[~covered] = np.nan
     empty = empty_aperture_noise(homogenised, bad, diameters)
+    del homogenised, bad
     factor = np.where(np.isfinite(empty.factor), empty.factor, 1.0)
     log.info("seeing %.2f px (%.2f arcsec); empty-aperture noise factors %s (%s apertures)", seeing,
              seeing * scale, " ".join(f"{f:.2f}" for f in factor), " ".join(str(n) for n in empty.n))

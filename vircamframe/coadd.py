@@ -146,7 +146,8 @@ def confidence_map(weight: np.ndarray) -> np.ndarray:
     covered = weight > 0
     if not covered.any():
         return np.zeros_like(weight, dtype=np.float32)
-    return (100.0 * weight / np.median(weight[covered])).astype(np.float32)
+    median = float(np.median(weight[covered], overwrite_input=True))  # sorts its own copy only
+    return np.multiply(weight, np.float32(100.0 / median), dtype=np.float32)
 
 
 def coadd_cards(result: Coadd, grid: TileGrid) -> fits.Header:

@@ -212,19 +212,50 @@ class ProductFile:
             self.abort()
 
 
+_CHUNK_BYTES = 32 << 20  # big-endian data written (and summed) in pieces of about this size
+
+
+def _ones_complement_add(total: int, chunk: np.ndarray) -> int:
+    """FITS checksum arithmetic: ``total`` plus the big-endian 32-bit words of ``chunk`` (bytes,
+    zero-padded to a whole word, as the data unit's padding is), with end-around carry."""
+    if extra := chunk.size % 4:
+        chunk = np.concatenate([chunk, np.zeros(4 - extra, np.uint8)])
+    total += int(chunk.view(">u4").sum(dtype=np.uint64))
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
 def _append_image(path: Path, hdu: fits.ImageHDU) -> None:
-    """Append an unscaled image HDU at the end of ``path`` without re-reading the file.
+    """Append an unscaled image HDU, with DATASUM and CHECKSUM, at the end of ``path``.
 
     ``fits.append`` re-parses every header already in the file, so writing 16 extensions one
     by one costs quadratic time; a FITS file is a sequence of 2880-byte blocks, and an image
-    extension is its header block and its big-endian data, zero-padded.
+    extension is its header block and its big-endian data, zero-padded. The data go out a few
+    rows at a time, byte-swapped and summed per piece: astropy's ``add_checksum`` and a
+    whole-array byte swap would each copy the image (a full tile is 0.8 GB, an MJD map 1.7 GB).
     """
-    hdu.add_checksum()
-    data = np.ascontiguousarray(hdu.data, dtype=hdu.data.dtype.newbyteorder(">")).tobytes()
-    with open(path, "ab") as handle:
-        handle.write(hdu.header.tostring().encode("ascii"))
-        handle.write(data)
-        handle.write(b"\0" * (-len(data) % 2880))
+    data = hdu.data
+    big_endian = data.dtype.newbyteorder(">")
+    row_bytes = data[0].nbytes if data.ndim > 1 else data.itemsize
+    rows = max(4, _CHUNK_BYTES // max(row_bytes, 1) // 4 * 4)  # whole 32-bit words per piece
+    header = hdu.header
+    header.set("CHECKSUM", "0" * 16, "HDU checksum")  # placeholders: the header keeps its size
+    header.set("DATASUM", "0", "data unit checksum", after="CHECKSUM")
+    with open(path, "r+b") as handle:
+        header_at = handle.seek(0, os.SEEK_END)
+        handle.write(header.tostring().encode("ascii"))
+        datasum, written = 0, 0
+        for start in range(0, len(data), rows):
+            piece = np.ascontiguousarray(data[start : start + rows], dtype=big_endian).view(np.uint8).ravel()
+            datasum = _ones_complement_add(datasum, piece)
+            handle.write(piece)
+            written += piece.size
+        handle.write(b"\0" * (-written % 2880))
+        header["DATASUM"] = str(datasum)
+        header["CHECKSUM"] = hdu._calculate_checksum(datasum)  # astropy's encoding of the HDU sum
+        handle.seek(header_at)
+        handle.write(header.tostring().encode("ascii"))
 
 
 def _remove_orphans(path: Path) -> None:

@@ -97,11 +97,14 @@ def empty_aperture_noise(
     -------
     EmptyApertures
     """
-    image = np.asarray(image, float)
+    image = np.asarray(image)
+    if image.dtype.kind != "f":
+        image = image.astype(float)
     bad = np.asarray(bad, bool) | ~np.isfinite(image)
     diameters = np.asarray(diameters, float)
     clean = ~bad
     pixel_sigma = float(robust_sigma(image[clean])) if clean.any() else float("nan")
+    del clean
     rng = np.random.default_rng(seed)
     ny, nx = image.shape
     sigma, factor, count = [], [], []
@@ -120,7 +123,7 @@ def empty_aperture_noise(
                 cut = slice(y - half, y + half + 1), slice(x - half, x + half + 1)
                 if bad[cut][disk].any():
                     continue
-                sums.append(float(image[cut][disk].sum()))
+                sums.append(float(image[cut][disk].sum(dtype=np.float64)))
                 if len(sums) >= max_apertures:
                     break
         s = float(robust_sigma(np.asarray(sums))) if len(sums) >= 10 else float("nan")
