@@ -167,6 +167,10 @@ def _run_measured(command: list[str], cwd: Path, timeout: float | None) -> subpr
             timer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # interrupted (Ctrl-C, a signal): the tool must not outlive us
+            proc.kill()
+            proc.wait()
+            raise
         finally:
             if timer is not None:
                 timer.cancel()

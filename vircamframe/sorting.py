@@ -88,7 +88,9 @@ def plan_sort(
             continue
         destination = out / _folder_for(info.tag, info.obs_name, info.filter) / source.name
         if source.absolute() == destination.absolute() or (
-            destination.exists() and filecmp.cmp(source, destination, shallow=False)
+            # a hard link (sort --link) is the same file: no need to read both to know it
+            destination.exists() and (os.path.samefile(source, destination)
+                                      or filecmp.cmp(source, destination, shallow=False))
         ):
             actions.append(SortAction("skip", source, destination))
         elif destination.exists() or destination in claimed:

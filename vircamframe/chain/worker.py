@@ -4,8 +4,8 @@
 in the main process (``serial``), in a process pool or on a Dask worker. It goes through
 :func:`vircamframe.run_recipe`, the one way to run a recipe, and logs the job in full to its
 own file under ``temp/logs/``, and measures its peak memory (:mod:`vircamframe.memory`); a
-failure comes back as a one-line error, never as an exception
-that would take the other jobs down.
+failure comes back as a one-line error, never as an exception that would take the other jobs
+down.
 """
 
 from __future__ import annotations
