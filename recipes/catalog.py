@@ -25,7 +25,7 @@ from vircamframe.catalog import (
     measure_seeing,
 )
 from vircamframe.errors import QualityGateError, RecipeInputError
-from vircamframe.fitsio import open_fits, read_primary_header
+from vircamframe.fitsio import float32_pixels, open_fits, read_primary_header
 from vircamframe.naming import per_frame_name
 from vircamframe.parameters import Parameter
 from vircamframe.recipe import Input, Output, Recipe
@@ -101,7 +101,9 @@ class _CoaddCatalogue(Recipe):
                              image.name)
         results = []
         name = per_frame_name(self.catalogue_tag, image.name)
-        with (open_fits(image.path, check=False) as sci, open_fits(confidence.path, check=False) as conf,
+        # no memory mapping: each image is then held once, as float32 (a tile is 0.8 GB)
+        with (open_fits(image.path, memmap=False, check=False) as sci,
+              open_fits(confidence.path, memmap=False, check=False) as conf,
               tempfile.TemporaryDirectory(prefix=".catalog.", dir=self.output_dir) as work):
             hdus = [h for h in sci[1:] if h.is_image and h.data is not None]
             for hdu in hdus:
@@ -111,7 +113,7 @@ class _CoaddCatalogue(Recipe):
             for hdu in hdus:
                 self.log.info("%s[%s]: SExtractor, seeing %.2f px", image.name, hdu.name, seeing[hdu.name])
                 result = catalogue_image(
-                    _pixels(hdu), _pixels(conf[hdu.name]), hdu.header,
+                    float32_pixels(hdu), float32_pixels(conf[hdu.name]), hdu.header,
                     Path(work) / hdu.name, zero_point=zero_point, zero_point_err=zp_err,
                     detect_thresh=params.detect_thresh, detect_minarea=params.detect_minarea,
                     seeing=seeing[hdu.name], log=self.log,
@@ -128,14 +130,9 @@ class _CoaddCatalogue(Recipe):
                 out.add_table(extname, result.table, result.cards(), qc, COLUMN_UNITS)
 
 
-def _pixels(hdu) -> np.ndarray:
-    """An image's pixels as float32, not copied when they are already (a tile is 0.8 GB)."""
-    return np.asarray(hdu.data, np.float32)
-
-
 def _seeing_per_image(hdus, conf, work: Path, params, name: str, log) -> dict[str, float]:
     """Each image's seeing [pixels]; one with too few stars takes the median of the others'."""
-    seeing = {h.name: measure_seeing(_pixels(h), _pixels(conf[h.name]),
+    seeing = {h.name: measure_seeing(float32_pixels(h), float32_pixels(conf[h.name]),
                                      h.header, work / h.name, seeing_thresh=params.seeing_thresh,
                                      detect_minarea=params.detect_minarea, log=log) for h in hdus}
     known = [v for v in seeing.values() if np.isfinite(v)]

@@ -15,8 +15,9 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from vircamframe.catalog import MAIN_APERTURE
 from vircamframe.dfs import set_card
 from vircamframe.errors import RecipeInputError
-from vircamframe.fitsio import read_primary_header
+from vircamframe.fitsio import float32_pixels, open_fits, read_primary_header
 from vircamframe.naming import raw_base
+from vircamframe.numerics.stats import masked_median
 from vircamframe.parameters import Parameter
 from vircamframe.phase3 import (
     CATALOG_EXTNAME,
@@ -38,18 +39,20 @@ SRCTBL_COLUMNS = ("ID", "RA", "DEC", "ERRMAJ", "ERRMIN", "ERRPA", "MAG_APER", "M
                   "MAGERR_AUTO", "FWHM", "ELLIPTICITY", "CLASS_STAR", "SFLAGS")
 
 
-def _image(path):
-    """The tile's primary header, its image extension's header and data."""
-    with fits.open(path) as hdul:
+def _image(path, pixels: bool = True) -> tuple[fits.Header, fits.Header, np.ndarray | None]:
+    """A tile-grid product's primary header, its TILE extension's header and (``pixels``) its
+    pixels as float32, held once (not memory-mapped: a full tile is 0.8 GB)."""
+    with open_fits(path, memmap=False, check=False) as hdul:
         if TILE_EXTNAME not in hdul:
             raise RecipeInputError(f"{path.name}: no {TILE_EXTNAME} extension (not a tile?)")
-        return hdul[0].header, hdul[TILE_EXTNAME].header.copy(), np.asarray(hdul[TILE_EXTNAME].data)
+        tile = hdul[TILE_EXTNAME]
+        return hdul[0].header, tile.header.copy(), float32_pixels(tile) if pixels else None
 
 
 def _map(path) -> tuple[fits.Header, np.ndarray]:
-    """A float32 statistics map (exposure time, astrometric rms) and its primary header."""
-    with fits.open(path) as hdul:
-        return hdul[0].header, np.asarray(hdul[TILE_EXTNAME].data, np.float32)
+    """A statistics map (exposure time, astrometric rms) as float32, and its primary header."""
+    primary, _, data = _image(path)
+    return primary, data
 
 
 def _footprint(header: fits.Header) -> list[tuple[float, float]]:
@@ -59,9 +62,9 @@ def _footprint(header: fits.Header) -> list[tuple[float, float]]:
     return list(zip(ra.tolist(), dec.tolist(), strict=True))
 
 
-def summarise(frames, log) -> tuple[TileSummary, fits.Header, np.ndarray, Table]:
-    """The :class:`TileSummary` of a tile from its products, with its image and catalogue."""
-    primary, ext, data = _image(frames.by_tag("TILED_IMAGE")[0].path)
+def summarise(frames, log) -> tuple[TileSummary, fits.Header, Table]:
+    """The :class:`TileSummary` of a tile from its products, with its image header and catalogue."""
+    primary, ext, _ = _image(frames.by_tag("TILED_IMAGE")[0].path, pixels=False)
     cat_header = read_primary_header(frames.by_tag("TILED_OBJECT_CATALOGUE")[0].path)
     catalogue = Table.read(frames.by_tag("TILED_OBJECT_CATALOGUE")[0].path, hdu=TILE_EXTNAME,
                            unit_parse_strict="silent")  # ADU is not a FITS unit
@@ -74,8 +77,7 @@ def summarise(frames, log) -> tuple[TileSummary, fits.Header, np.ndarray, Table]
     rms = float("nan")
     if len(frames.by_tag("STAT_ASTRMS")):
         astrms = _map(frames.by_tag("STAT_ASTRMS")[0].path)[1]
-        good = np.isfinite(astrms) & covered
-        rms = float(np.median(astrms[good])) / 1000.0 if good.any() else float("nan")
+        rms = masked_median(astrms, covered) / 1000.0
     raws = [str(v) for k, v in exp_header.items() if k.startswith("ESO DRS RAW") and k.endswith(" NAME")]
     if "MJD-END" not in mjd_header or not raws:
         raise RecipeInputError(f"{frames.by_tag('STAT_MJD')[0].name}: no MJD-END or raw names "
@@ -91,7 +93,7 @@ def summarise(frames, log) -> tuple[TileSummary, fits.Header, np.ndarray, Table]
         prog_id=str(primary.get("ESO OBS PROG ID", "")), obstech=str(primary.get("ESO PRO TECH", "IMAGE")),
         obids=[int(primary["ESO OBS ID"])] if "ESO OBS ID" in primary else [],
         ra=float(ra[0]), dec=float(dec[0]),
-        exptime=float(np.median(exptime[covered])), texptime=float(exp_header["TEXPTIME"]),
+        exptime=masked_median(exptime, covered), texptime=float(exp_header["TEXPTIME"]),
         mjd_obs=float(mjd_header["MJD-OBS"]), mjd_end=float(mjd_header["MJD-END"]), provenance=raws,
         photzp=float(primary.get("PHOTZP", 25.0)), photzp_err=float(primary.get("ESO DRS MAGZERR", 0.0)),
         maglim=float(cat_header["ESO QC MAGLIM"]), saturate=float(ext["SATURATE"]),
@@ -102,7 +104,7 @@ def summarise(frames, log) -> tuple[TileSummary, fits.Header, np.ndarray, Table]
     )
     log.info("%s: %.1f s per pixel, %d exposures, ABMAGLIM %.2f, ABMAGSAT %.2f, PSF %.2f arcsec",
              summary.object, summary.exptime, len(raws), summary.abmaglim, summary.abmagsat, summary.psf_fwhm)
-    return summary, ext, data, catalogue
+    return summary, ext, catalogue
 
 
 def _cards(cards) -> dict[str, tuple[object, str]]:
@@ -160,7 +162,7 @@ class Phase3(Recipe):
     parameters = ()
 
     def process(self, frames, params) -> None:
-        summary, ext, data, catalogue = summarise(frames, self.log)
+        summary, ext, catalogue = summarise(frames, self.log)
         tile = frames.by_tag("TILED_IMAGE")[0]
         base = raw_base(tile.name).replace("tiled_image", "phase3")
         names = {tag: f"{base}.{suffix}.fits" for tag, suffix in
@@ -171,8 +173,7 @@ class Phase3(Recipe):
         raws = list(frames.raw())
         with self.product("PHASE3_IMAGE", names["PHASE3_IMAGE"], raws,
                           extra=_cards(image_cards(summary, names["PHASE3_WEIGHT"]))) as out:
-            out.add_image(TILE_EXTNAME, data, ext_header)
-        del data
+            out.add_image(TILE_EXTNAME, _image(tile.path)[2], ext_header)
         conf = _image(frames.by_tag("TILED_CONFIDENCE_MAP")[0].path)[2]
         with self.product("PHASE3_WEIGHT", names["PHASE3_WEIGHT"], raws,
                           extra=_cards(weight_cards(summary))) as out:
@@ -200,7 +201,7 @@ def _srctbl(cat: Table) -> Table:
 
 class PublicCatalog(Recipe):
     name = "vircam_public_catalog"
-    version = "0.1.0"
+    version = "0.1.1"
     synopsis = "Public source catalogue of a tile: one row per source, 2MASS where the tile saturates"
     description = (
         "The tile catalogue made public (vircamframe.public_catalog): sources closer than\n"
@@ -230,7 +231,7 @@ class PublicCatalog(Recipe):
     )
 
     def process(self, frames, params) -> None:
-        summary, ext, _, catalogue = summarise(frames, self.log)
+        summary, ext, catalogue = summarise(frames, self.log)
         provider = self.use_strategy("reference_catalog", params.refcat_provider)
         query = functools.partial(provider, files=[f.path for f in self.frames_of("REFCAT_PHOTOM")])
         footprint = _footprint(ext)

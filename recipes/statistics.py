@@ -10,6 +10,7 @@ from vircamframe.coadd import read_pieces, same_grid
 from vircamframe.fitsio import read_primary_header
 from vircamframe.naming import master_name, setup_label
 from vircamframe.numerics.coverage import CoverageMaps
+from vircamframe.numerics.stats import masked_median
 from vircamframe.recipe import Input, Output, Recipe
 from vircamframe.tiling import piece_cards
 
@@ -34,7 +35,8 @@ class Statistics(Recipe):
         "STAT_ASTRMS, the mean over the covering detectors of their astrometric rms vs Gaia,\n"
         "sqrt(ASTRMS1^2 + ASTRMS2^2) from each pawprint's ASTROM_HEADER [mas] (NaN without one).\n"
         "Pixels no pawprint covers are 0 (counts, times) or NaN (means). Each input is read once,\n"
-        "one detector at a time. QC per map: its median over the covered pixels, and QC\n"
+        "one detector at a time. QC per map: its median over the covered pixels (on a regular\n"
+        "sample of at most 16 million of them), and QC\n"
         "NIMGMAX, EXPTMAX in STAT_NIMG and STAT_EXPTIME. Every map's primary header gives the\n"
         "start of the first exposure (MJD-OBS), the end of the last (MJD-END), the summed exposure\n"
         "time (TEXPTIME) and the archive names of the raw frames (ESO DRS RAWi NAME), for the\n"
@@ -83,10 +85,7 @@ class Statistics(Recipe):
             data = getattr(maps, attribute)
             cards = header.copy()
             cards["BUNIT"] = (unit, "unit of the map")
-            values = data[covered & np.isfinite(data)] if data.dtype.kind == "f" else data[covered]
-            # overwrite_input: the median sorts this copy, not another one (a tile is 200 Mpx)
-            median = float(np.median(values, overwrite_input=True)) if values.size else float("nan")
-            del values
+            median = masked_median(data, covered)
             qc = {"MEDIAN": (median, f"[{unit or 'count'}] median over the covered pixels")}
             if category == "STAT_NIMG":
                 qc["NIMGMAX"] = (int(data.max()), "most pawprints on one pixel")

@@ -11,6 +11,7 @@ sixteen detectors of every input. (Memory-mapping buys nothing here: raw data ar
 
 from __future__ import annotations
 
+import mmap
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,7 @@ __all__ = [
     "check_fits",
     "clean_header",
     "detector_extnames",
+    "float32_pixels",
     "get_key",
     "open_fits",
     "read_detector",
@@ -161,6 +163,32 @@ def get_key(header: fits.Header, key: str, path: str | os.PathLike, kind: type =
 def image_hdus(hdul: fits.HDUList) -> list:
     """The extensions holding a 2-D image, from their headers alone (no pixel is read)."""
     return [hdu for hdu in hdul[1:] if hdu.is_image and hdu.header.get("NAXIS", 0) == 2]
+
+
+def float32_pixels(hdu) -> np.ndarray:
+    """An image HDU's pixels as native-order float32, with as few copies as possible.
+
+    A file opened without memory mapping holds its pixels in a big-endian array of its own:
+    that array is byte-swapped in place and kept as the HDU's data, so the pixels are in
+    memory once (a full tile is 0.8 GB). Otherwise (memory-mapped, scaled or other types) a
+    float32 copy is returned.
+    """
+    data = hdu.data
+    if data.dtype == np.dtype(">f4") and data.flags.writeable and not _memory_mapped(data):
+        data.byteswap(inplace=True)
+        hdu.data = data = data.view(np.float32)
+        return data
+    return np.asarray(data, np.float32)
+
+
+def _memory_mapped(array: np.ndarray) -> bool:
+    """Whether ``array`` is a view of a memory-mapped file (astropy's views end in an mmap)."""
+    base = array
+    while base is not None:
+        if isinstance(base, (np.memmap, mmap.mmap)):
+            return True
+        base = getattr(base, "base", None)
+    return False
 
 
 def detector_extnames(hdul: fits.HDUList) -> list[str]:

@@ -69,6 +69,9 @@ class EmptyApertures:
                              self.factor[good])
 
 
+_SIGMA_PIXELS = 4_000_000
+
+
 def empty_aperture_noise(
     image: np.ndarray,
     bad: np.ndarray,
@@ -102,9 +105,13 @@ def empty_aperture_noise(
         image = image.astype(float)
     bad = np.asarray(bad, bool) | ~np.isfinite(image)
     diameters = np.asarray(diameters, float)
-    clean = ~bad
-    pixel_sigma = float(robust_sigma(image[clean])) if clean.any() else float("nan")
-    del clean
+    # the pixel noise from at most ~4 million clean pixels on a regular grid: exact for a
+    # detector-sized image, and to ~0.05 % (1/sqrt(2N)) on a full tile, without copying it
+    step = max(1, int(np.sqrt(image.size / _SIGMA_PIXELS)))
+    clean = ~bad[::step, ::step]
+    sample = image[::step, ::step][clean]
+    pixel_sigma = float(robust_sigma(sample)) if sample.size else float("nan")
+    del clean, sample
     rng = np.random.default_rng(seed)
     ny, nx = image.shape
     sigma, factor, count = [], [], []

@@ -12,12 +12,29 @@ __all__ = [
     "clipped_mean",
     "clipped_sigma",
     "masked_levels",
+    "masked_median",
     "robust_sigma",
     "robust_stats",
     "stack_median",
 ]
 
 MAD_TO_SIGMA = 1.4826  # sigma of a normal distribution per unit median absolute deviation
+
+
+def masked_median(data: np.ndarray, mask: np.ndarray, max_pixels: int = 16_000_000) -> float:
+    """Median of the finite values of a 2-D map where ``mask`` is True; NaN where there are none.
+
+    A map larger than ``max_pixels`` (a full VIRCAM tile has 200 million) is sampled on a
+    regular grid (every k-th row and column) first, and the selected values are sorted in
+    place, so no map-sized copy is made. For the smooth or piecewise-constant maps this is
+    used on (exposure time, image count, MJD, astrometric rms) the sample's median is theirs.
+    """
+    step = max(1, int(np.sqrt(data.size / max_pixels)))
+    sample, keep = data[::step, ::step], mask[::step, ::step]
+    if sample.dtype.kind == "f":
+        keep = keep & np.isfinite(sample)
+    values = sample[keep]
+    return float(np.median(values, overwrite_input=True)) if values.size else float("nan")
 
 
 def robust_sigma(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
