@@ -9,7 +9,8 @@ import pytest
 from astropy.io import fits
 
 from vircamframe.errors import FitsInputError
-from vircamframe.fitsio import FrameStack, check_fits, clean_header, read_detector
+from vircamframe.fitsio import FrameStack, check_fits, clean_header, float32_pixels, open_fits, read_detector
+from vircamframe.numerics.stats import masked_median
 
 from rawfactory import write_raw
 
@@ -72,3 +73,33 @@ def test_missing_extension_and_file(tmp_path, images):
         read_detector(path, "DET1.CHIP5")
     with pytest.raises(FitsInputError, match=r"gone\.fits"):
         check_fits(tmp_path / "gone.fits")
+
+
+def test_float32_pixels_swaps_in_place_only_when_not_memory_mapped(tmp_path):
+    image = np.arange(48, dtype=np.float32).reshape(6, 8)
+    path = tmp_path / "tile.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(image, name="TILE")]).writeto(path)
+    with open_fits(path, memmap=False) as hdul:
+        pixels = float32_pixels(hdul["TILE"])
+        assert pixels.dtype == np.dtype("=f4") and np.array_equal(pixels, image)
+        assert pixels is hdul["TILE"].data  # the one array, swapped in place
+        assert float32_pixels(hdul["TILE"]) is pixels  # a second call costs nothing
+    with open_fits(path) as hdul:  # memory-mapped: a copy, the file untouched
+        pixels = float32_pixels(hdul["TILE"])
+        assert pixels.dtype == np.dtype("=f4") and not np.shares_memory(pixels, hdul["TILE"].data)
+    assert np.array_equal(fits.getdata(path, "TILE"), image)
+
+
+def test_masked_median_exact_when_small_and_sampled_when_large():
+    rng = np.random.default_rng(2)
+    data = rng.normal(10.0, 1.0, (300, 200)).astype(np.float32)
+    data[0, 0] = np.nan
+    mask = rng.random(data.shape) > 0.3
+    before = data.copy()
+    expected = np.median(data[mask & np.isfinite(data)])
+    assert masked_median(data, mask) == pytest.approx(expected, abs=1e-6)  # 60000 px: all of them
+    # a piecewise-constant map (an exposure-time map) sampled on every 4th row and column
+    steps = np.repeat(np.array([40.0, 80.0, 120.0], np.float32), 100)[:, None] * np.ones((1, 200), np.float32)
+    assert masked_median(steps, np.ones(steps.shape, bool), max_pixels=4000) == 80.0
+    assert np.isnan(masked_median(data, np.zeros(data.shape, bool)))
+    assert np.array_equal(data, before, equal_nan=True)  # the map itself is not reordered
