@@ -54,7 +54,7 @@ def _setups(out: Path, n_jobs: int | None, executor: str) -> list[Path]:
               show_default=True, help="Folder for the data, the setups and the pipeline tree.")
 @click.option("--preset", type=click.Choice(["tiny", "small", "full"]), default="tiny", show_default=True,
               help="Simulated detector size (tiny: 256 px, ~1 GB; small: 512 px, ~4 GB; "
-              "full: 2048 px, ~65 GB, ~50 GB with --compress).")
+              "full: 2048 px, ~65 GB, 52 GB with --compress).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Simulation seed.")
 @click.option("--filter", "band", type=click.Choice(list(FILTERS), case_sensitive=False), default="J",
               show_default=True, help="Science filter of the simulated tile.")
