@@ -12,6 +12,8 @@ extension one to one.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -25,7 +27,7 @@ from vircamframe.catalog import (
     measure_seeing,
 )
 from vircamframe.errors import QualityGateError, RecipeInputError
-from vircamframe.fitsio import float32_pixels, open_fits, read_primary_header
+from vircamframe.fitsio import float32_pixels, image_hdus, open_fits, read_primary_header
 from vircamframe.naming import per_frame_name
 from vircamframe.parameters import Parameter
 from vircamframe.recipe import Input, Output, Recipe
@@ -105,19 +107,20 @@ class _CoaddCatalogue(Recipe):
         with (open_fits(image.path, memmap=False, check=False) as sci,
               open_fits(confidence.path, memmap=False, check=False) as conf,
               tempfile.TemporaryDirectory(prefix=".catalog.", dir=self.output_dir) as work):
-            hdus = [h for h in sci[1:] if h.is_image and h.data is not None]
+            hdus = image_hdus(sci)  # from the headers: no pixel is read yet
             for hdu in hdus:
                 if hdu.name not in conf:
                     raise RecipeInputError(f"{self.name}: {confidence.name} has no extension {hdu.name}")
             seeing = _seeing_per_image(hdus, conf, Path(work), params, image.name, self.log)
             for hdu in hdus:
                 self.log.info("%s[%s]: SExtractor, seeing %.2f px", image.name, hdu.name, seeing[hdu.name])
-                result = catalogue_image(
-                    float32_pixels(hdu), float32_pixels(conf[hdu.name]), hdu.header,
-                    Path(work) / hdu.name, zero_point=zero_point, zero_point_err=zp_err,
-                    detect_thresh=params.detect_thresh, detect_minarea=params.detect_minarea,
-                    seeing=seeing[hdu.name], log=self.log,
-                )
+                with _pixels(hdu, conf[hdu.name], keep=len(hdus) == 1) as (data, confidence_map):
+                    result = catalogue_image(
+                        data, confidence_map, hdu.header,
+                        Path(work) / hdu.name, zero_point=zero_point, zero_point_err=zp_err,
+                        detect_thresh=params.detect_thresh, detect_minarea=params.detect_minarea,
+                        seeing=seeing[hdu.name], log=self.log,
+                    )
                 results.append((hdu.name, result))
         n_stars = calibrate_catalogues([r for _, r in results])
         self.log.info("aperture corrections from %d stars: %s mag", n_stars,
@@ -130,11 +133,26 @@ class _CoaddCatalogue(Recipe):
                 out.add_table(extname, result.table, result.cards(), qc, COLUMN_UNITS)
 
 
+@contextmanager
+def _pixels(hdu, confidence_hdu, keep: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One image's pixels and its confidence map's (float32), released afterwards unless
+    ``keep``: a stack's 16 detectors are read one at a time, for each pass (seeing, then
+    catalogue); a single image (the tile) is read once and kept for both."""
+    try:
+        yield float32_pixels(hdu), float32_pixels(confidence_hdu)
+    finally:
+        if not keep:
+            del hdu.data, confidence_hdu.data
+
+
 def _seeing_per_image(hdus, conf, work: Path, params, name: str, log) -> dict[str, float]:
     """Each image's seeing [pixels]; one with too few stars takes the median of the others'."""
-    seeing = {h.name: measure_seeing(float32_pixels(h), float32_pixels(conf[h.name]),
-                                     h.header, work / h.name, seeing_thresh=params.seeing_thresh,
-                                     detect_minarea=params.detect_minarea, log=log) for h in hdus}
+    seeing = {}
+    for hdu in hdus:
+        with _pixels(hdu, conf[hdu.name], keep=len(hdus) == 1) as (data, confidence_map):
+            seeing[hdu.name] = measure_seeing(data, confidence_map, hdu.header, work / hdu.name,
+                                              seeing_thresh=params.seeing_thresh,
+                                              detect_minarea=params.detect_minarea, log=log)
     known = [v for v in seeing.values() if np.isfinite(v)]
     if not known:
         raise QualityGateError(f"{name}: fewer than 3 bright unflagged point sources to measure the "

@@ -77,16 +77,17 @@ class Resample(Recipe):
                       grid["NAXIS2"], grid.pixel_scale, grid["CRVAL1"], grid["CRVAL2"])
         extra = {"ESO QC TILEX": (int(grid["NAXIS1"]), "[pixel] tile width"),
                  "ESO QC TILEY": (int(grid["NAXIS2"]), "[pixel] tile height")}
-        for frame in images:  # before anything is written: a pawprint wholly off a given grid
-            if not any(detectors_on_grid(frame.path, grid)):
+        on_grid = [detectors_on_grid(frame.path, grid) for frame in images]
+        for frame, detectors in zip(images, on_grid, strict=True):  # before anything is written
+            if not any(detectors):
                 raise RecipeInputError(f"{self.name}: {frame.name} lies outside the tile grid"
                                        + (f" of TILE_HEADER {given[0].name}" if given else ""))
         mem_max = params.mem_max or auto_mem_max()
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        for frame, weight in zip(images, weights, strict=True):
+        for frame, weight, detectors in zip(images, weights, on_grid, strict=True):
             with tempfile.TemporaryDirectory(prefix=".resample.", dir=self.output_dir) as work:
                 pieces = resample(frame.path, weight.path, grid, Path(work), params.resampling_kernel,
-                                  threads=self.threads, mem_max=mem_max, log=self.log)
+                                  threads=self.threads, mem_max=mem_max, log=self.log, on_grid=detectors)
                 calibs = [weight, *given]
                 primary = {**extra, **zero_point_error_cards([frame.path])}
                 with open_fits(frame.path, check=False) as hdul:

@@ -240,7 +240,9 @@ def _append_image(path: Path, hdu: fits.ImageHDU) -> None:
     row_bytes = data[0].nbytes if data.ndim > 1 else data.itemsize
     rows = max(4, _CHUNK_BYTES // max(row_bytes, 1) // 4 * 4)  # whole 32-bit words per piece
     header = hdu.header
-    header.set("CHECKSUM", "0" * 16, "HDU checksum")  # placeholders: the header keeps its size
+    # both cards go in now, zero, so the header written first has its final size; their values
+    # are known once the data are summed, and the header is written again over itself
+    header.set("CHECKSUM", "0" * 16, "HDU checksum")
     header.set("DATASUM", "0", "data unit checksum", after="CHECKSUM")
     with open(path, "r+b") as handle:
         header_at = handle.seek(0, os.SEEK_END)

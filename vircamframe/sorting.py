@@ -101,6 +101,20 @@ def plan_sort(
     return actions
 
 
+def _hard_link(source: Path, destination: Path) -> bool:
+    """Hard-link ``source`` as ``destination``; False across file systems (then it is copied).
+
+    Raises FileExistsError when the destination exists: a link never replaces a file.
+    """
+    try:
+        os.link(source, destination)
+    except FileExistsError:
+        raise
+    except OSError:
+        return False
+    return True
+
+
 def execute_sort(actions: Iterable[SortAction]) -> None:
     """Carry out the copy/move/link actions of a plan (atomic per file, never overwriting)."""
     for action in actions:
@@ -108,17 +122,14 @@ def execute_sort(actions: Iterable[SortAction]) -> None:
             continue
         destination = action.destination
         destination.parent.mkdir(parents=True, exist_ok=True)
-        if action.kind in ("move", "link"):
-            try:
-                os.link(action.source, destination)  # fails if the destination exists
-            except FileExistsError:
-                continue  # appeared meanwhile: left alone, and so is the source
-            except OSError:
-                pass  # another file system: copy below
-            else:
-                if action.kind == "move":
-                    os.unlink(action.source)
-                continue
+        try:
+            linked = action.kind in ("move", "link") and _hard_link(action.source, destination)
+        except FileExistsError:
+            continue  # appeared meanwhile: left alone, and so is the source
+        if linked:
+            if action.kind == "move":
+                os.unlink(action.source)
+            continue
         tmp = destination.parent / f".{destination.name}.{os.getpid()}.tmp"
         shutil.copy2(action.source, tmp)
         if destination.exists():  # appeared meanwhile: never overwrite

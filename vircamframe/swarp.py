@@ -92,6 +92,7 @@ def resample(
     threads: int = 1,
     mem_max: int = 1024,
     log: logging.Logger = log,
+    on_grid: Sequence[bool] | None = None,
 ) -> list[tuple[Path, Path] | None]:
     """Resample every image extension of ``image`` onto ``grid``.
 
@@ -109,6 +110,9 @@ def resample(
         One of :data:`RESAMPLING_KERNELS`.
     threads, mem_max : int
         SWarp's ``NTHREADS`` and ``MEM_MAX`` [MB].
+    on_grid : sequence of bool, optional
+        Per image extension, whether it lies on the grid, when the caller knows already
+        (:func:`vircamframe.tiling.detectors_on_grid`, worked out here otherwise).
 
     Returns
     -------
@@ -127,7 +131,8 @@ def resample(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     image = Path(image)
-    on_grid = detectors_on_grid(image, grid)
+    if on_grid is None:
+        on_grid = detectors_on_grid(image, grid)
     stem = image.name[: -len(".fits")] if image.name.endswith(".fits") else image.stem
     write_grid_header(grid, workdir / "unused_coadd.head")
     pieces = [(workdir / f"{stem}.{n:04d}.resamp.fits", workdir / f"{stem}.{n:04d}.resamp.weight.fits")
